@@ -1,0 +1,1 @@
+"""The kopf operator that turns TransferSearch resources into trainer Jobs."""

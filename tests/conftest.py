@@ -1,0 +1,78 @@
+"""Shared fixtures: the real benchmark data, a real S3 server (moto over HTTP)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "transnas-bench-101"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The TransNAS-Bench-101 folder ($TRANSFERSEARCH_DATA or ../shared/data/...).
+
+    Missing data is a failure, not a skip: CI has it, and a silently skipped
+    loader test would hide a broken loader.
+    """
+    path = Path(os.environ.get("TRANSFERSEARCH_DATA") or DEFAULT_DATA)
+    if not (path / "tnb101_micro_final_valid.csv").is_file():
+        pytest.fail(
+            f"benchmark data not found at {path}: set TRANSFERSEARCH_DATA to the folder with "
+            "the TransNAS-Bench-101 files (see ../shared/data/transnas-bench-101/README.md)"
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 API (moto in server mode) on loopback; yields its endpoint URL."""
+    port = free_port()
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Point the product's S3 client at the moto server, with a fresh local cache."""
+    monkeypatch.setenv("TRANSFERSEARCH_S3_ENDPOINT", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("TRANSFERSEARCH_CACHE", str(tmp_path / "cache"))
+    return s3_server
