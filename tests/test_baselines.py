@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from transfersearch_trainer.baselines import METHODS, default_starts, run_baseline
 from transfersearch_trainer.benchmark import Benchmark
 from transfersearch_trainer.errors import TransferSearchError

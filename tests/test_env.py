@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from transfersearch_trainer.bench import py_searches
 from transfersearch_trainer.benchmark import Benchmark
 from transfersearch_trainer.env import VecSearchEnv

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from transfersearch_trainer import loaders
 from transfersearch_trainer.errors import BenchmarkDataError, TransferSearchError
 from transfersearch_trainer.loaders import load_benchmark, load_csv, load_file, load_naslib_zip

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from transfersearch_trainer.errors import TransferSearchError
 from transfersearch_trainer.spaces import get_space, macro_is_valid
 
