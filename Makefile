@@ -25,8 +25,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: install
-	$(BIN)/transfersearch benchmark info --space micro
-	$(BIN)/transfersearch baseline --task class_object --space micro --budget 50 --searches 200 --seed 0
+	$(BIN)/transfersearch run examples/local-demo.yaml --out runs/local-demo --agents runs/agents
 
 lint: install
 	$(BIN)/ruff check .
@@ -41,6 +40,7 @@ test: lint pytest
 bench: install
 	$(BIN)/transfersearch bench env --space micro --task class_object
 	$(BIN)/transfersearch bench env --space macro --task class_object
+	$(BIN)/transfersearch bench learner --space micro --task class_scene --updates 1000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -176,3 +176,50 @@ def _agreement(
         if env.arch.tolist() != [s.arch for s in searches]:
             return False
     return True
+
+
+def measure_learner(
+    bench: Benchmark, task: str, updates: int = 1000, seed: int = 0, device: str | None = None
+) -> dict[str, object]:
+    """Learner throughput with the default hyperparameters: updates/s and actor env steps/s.
+
+    Also times the actors alone (greedy network forward + env step, no learning), which
+    is the ceiling on env steps/s when the learner is not the bottleneck.
+    """
+    import torch
+
+    from .agent import Agent
+    from .env import MemorySearchEnv
+    from .learner import Hyperparameters, pick_device, select_actions, train
+
+    dev = pick_device(device)
+    hp = Hyperparameters()
+    agent = Agent.new(bench.space, hp, seed)
+    stats = train(agent.net, bench, task, hp, updates, seed, dev)
+    # the first learning_starts transitions are collected without updates: time the rest
+    warmup_steps = -(-hp.learning_starts // hp.num_actors)
+    env = MemorySearchEnv(
+        bench, task, hp.num_actors, hp.episode_steps + 2, max_steps=hp.episode_steps, seed=seed
+    )
+    obs = env.reset()
+    rng = np.random.default_rng(seed)
+    steps = 300
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        obs = env.step(select_actions(agent.net, obs, 0.01, rng, dev)).obs
+    actor_seconds = time.perf_counter() - t0
+    return {
+        "space": bench.space.name,
+        "task": task,
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+        "updates": stats.updates,
+        "env_steps": stats.env_steps,
+        "seconds": stats.device_seconds,
+        "updates_per_second": stats.updates / stats.device_seconds,
+        "env_steps_per_second": stats.env_steps / stats.device_seconds,
+        "warmup_env_steps": warmup_steps * hp.num_actors,
+        "actors_only_env_steps_per_second": steps * hp.num_actors / actor_seconds,
+        "num_actors": hp.num_actors,
+        "batch_size": hp.batch_size,
+    }

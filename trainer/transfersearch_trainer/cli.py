@@ -34,8 +34,9 @@ bench_app = typer.Typer(
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(bench_app, name="bench")
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets 120 columns instead of rich's 80, so tables stay readable.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 class Space(StrEnum):
@@ -238,6 +239,437 @@ def bench_env(
         f"vectorised / python loop = {result['vectorised_over_python']:.1f}x (goal >= 30x); "
         f"vectorised / bare gather = {result['vectorised_over_bare']:.2f} (goal >= 0.33); "
         f"env matches the python loop: {result['env_matches_python_loop']}"
+    )
+
+
+@bench_app.command("learner")
+def bench_learner(
+    space: SpaceOpt = Space.micro,
+    task: Annotated[str, typer.Option("--task")] = "class_scene",
+    updates: Annotated[int, typer.Option("--updates", help="Learner updates to time.")] = 1000,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Learner throughput (updates/s, env steps/s) with the default hyperparameters."""
+    from .bench import measure_learner
+    from .loaders import load_benchmark
+    from .tasks import check_task
+
+    check_task(task, "--task")
+    bench = load_benchmark(data, space.value)
+    if not json_out:
+        err_console.print(f"training {updates} updates on {space.value}/{task}...")
+    result = measure_learner(bench, task, updates=updates, device=device)
+    if json_out:
+        print(json.dumps(result))
+        return
+    console.print(
+        f"learner on {result['device']} ({result['torch_threads']} torch threads), "
+        f"{space.value}/{task}: {result['updates_per_second']:.1f} updates/s "
+        f"(batch {result['batch_size']}), {result['env_steps_per_second']:,.0f} env steps/s "
+        f"with learning ({result['num_actors']} actors); actors alone "
+        f"{result['actors_only_env_steps_per_second']:,.0f} env steps/s"
+    )
+
+
+@bench_app.command("transfer")
+def bench_transfer(
+    source: Annotated[str, typer.Option("--source", help="Source task (pretrained here).")],
+    targets: Annotated[str, typer.Option("--targets", help="Comma-separated target tasks.")],
+    space: SpaceOpt = Space.micro,
+    pretrain_steps: Annotated[int, typer.Option("--pretrain-steps")] = 10000,
+    steps: Annotated[int, typer.Option("--steps", help="Learner updates on each target.")] = 2000,
+    target_evaluations: Annotated[
+        int, typer.Option("--target-evaluations", help="Cap on target evaluations in training.")
+    ] = 1000,
+    budget: Annotated[int, typer.Option("--budget")] = 50,
+    searches: Annotated[int, typer.Option("--searches")] = 200,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    agents: Annotated[
+        str, typer.Option("--agents", help="Pretrained-agent cache.")
+    ] = "runs/agents",
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    hp: HpOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Zero-shot, fine-tuned and scratch agents (same target-evaluation cap) vs baselines."""
+    from pathlib import Path
+
+    from .learner import pick_device
+    from .loaders import load_benchmark
+    from .study import StudySettings, run_study
+    from .tasks import check_task
+
+    check_task(source, "--source")
+    target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
+    for t in target_list:
+        check_task(t, "--targets")
+    bench = load_benchmark(data, space.value)
+    settings = StudySettings(
+        source,
+        target_list,
+        pretrain_steps,
+        steps,
+        target_evaluations,
+        budget=budget,
+        searches=searches,
+        seed=seed,
+    )
+    results = run_study(
+        bench,
+        settings,
+        _hyperparameters(hp),
+        Path(agents),
+        pick_device(device),
+        RichReporter(not json_out),
+    )
+    if json_out:
+        print(
+            json.dumps(
+                {
+                    "source": source,
+                    "space": space.value,
+                    "budget": budget,
+                    "searches": searches,
+                    "target_evaluations": target_evaluations,
+                    "targets": {t: [r.to_dict() for r in rs] for t, rs in results.items()},
+                }
+            )
+        )
+        return
+    for target, rows in results.items():
+        stats = bench.stats(target)
+        _print_results(
+            rows,
+            f"{source} -> {target} ({space.value}), budget {budget}, "
+            f"{searches} searches, cap {target_evaluations} target evaluations",
+            stats.optimum,
+            stats.optimum_arch,
+        )
+
+
+# --- agents ------------------------------------------------------------------------------
+
+
+class RichReporter:
+    """Progress bars on stderr with the learner's live return, score and evaluations."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    @contextmanager
+    def task(self, description: str, total: int) -> Any:
+        if not self.enabled:
+            yield lambda n, info: None
+            return
+        columns = (
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[live]}"),
+        )
+        with Progress(*columns, console=err_console) as progress:
+            task_id = progress.add_task(description, total=total, live="")
+
+            def tick(n: int, info: dict[str, float]) -> None:
+                live = "  ".join(
+                    f"{k} {v:.4g}"
+                    for k, v in info.items()
+                    if v == v  # skip NaN
+                )
+                progress.update(task_id, advance=n, live=live)
+
+            yield tick
+
+    def log(self, text: str) -> None:
+        if self.enabled:
+            err_console.print(text, highlight=False)
+
+
+HpOpt = Annotated[
+    list[str] | None,
+    typer.Option("--hp", help="Override a hyperparameter, e.g. --hp lr=0.0001 (repeatable)."),
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if present).")
+]
+
+
+def _hyperparameters(overrides: list[str] | None, base: Any = None) -> Any:
+    from .learner import Hyperparameters
+
+    hp = base or Hyperparameters()
+    changes: dict[str, object] = {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in hp.to_dict():
+            raise TransferSearchError(
+                f"--hp {item!r}: write name=value with a name from: {', '.join(hp.to_dict())}"
+            )
+        current = hp.to_dict()[key]
+        try:
+            changes[key] = type(current)(value)
+        except ValueError:
+            raise TransferSearchError(
+                f"--hp {key}: {value!r} is not a {type(current).__name__}"
+            ) from None
+    return hp.replace(**changes) if changes else hp
+
+
+def _print_results(results: list[Any], title: str, optimum: float, optimum_arch: str) -> None:
+    table = Table(title=title)
+    for col in (
+        "method",
+        "mean best",
+        "± stderr",
+        "regret",
+        "norm. regret",
+        "hit rate",
+        "target evals in training (distinct/total)",
+    ):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in results:
+        s = r.summary
+        cost = f"{r.training_evaluations:,} / {r.training_queries:,}" if r.training_queries else "0"
+        table.add_row(
+            r.method,
+            _fmt(s.mean),
+            _fmt(s.stderr),
+            _fmt(s.regret),
+            f"{s.normalised_regret:.3f}",
+            f"{s.hit_rate:.1%}",
+            cost,
+        )
+    console.print(table)
+    console.print(f"task optimum {_fmt(optimum)} at {optimum_arch}")
+
+
+@app.command()
+def pretrain(
+    task: Annotated[str, typer.Option("--task", help="Source task to learn searching on.")],
+    out: Annotated[str, typer.Option("--out", help="Folder to write the agent to.")],
+    space: SpaceOpt = Space.micro,
+    steps: Annotated[int, typer.Option("--steps", help="Learner updates.")] = 10000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    hp: HpOpt = None,
+) -> None:
+    """Train a new agent on a source task and save it (safetensors + JSON manifest)."""
+    from pathlib import Path
+
+    from .agent import save_agent
+    from .learner import pick_device
+    from .loaders import load_benchmark
+    from .run import pretrain as run_pretrain
+    from .tasks import check_task
+
+    check_task(task, "--task")
+    if steps < 1:
+        raise TransferSearchError("--steps: must be at least 1")
+    bench = load_benchmark(data, space.value)
+    dev = pick_device(device)
+    agent = run_pretrain(bench, task, steps, seed, _hyperparameters(hp), dev, RichReporter())
+    digest = save_agent(agent, Path(out))
+    t = agent.training
+    console.print(
+        f"agent saved to {out} (sha256 {digest}); {t['updates']} updates, {t['env_steps']:,} env "
+        f"steps, {t['distinct_evaluations']:,} distinct {task} architectures queried, "
+        f"{t['device_seconds']:.1f} s on {t['device']}"
+    )
+
+
+class Mode(StrEnum):
+    finetune = "finetune"
+    freeze_encoder = "freeze-encoder"
+    zero_shot = "zero-shot"
+    scratch = "scratch"
+
+
+@app.command()
+def finetune(
+    agent_dir: Annotated[str, typer.Option("--agent", help="Source agent folder.")],
+    task: Annotated[str, typer.Option("--task", help="Target task.")],
+    out: Annotated[str, typer.Option("--out", help="Folder to write the new agent to.")],
+    mode: Annotated[Mode, typer.Option("--mode", help="Transfer mode.")] = Mode.finetune,
+    steps: Annotated[int, typer.Option("--steps", help="Learner updates on the target.")] = 2000,
+    target_evaluations: Annotated[
+        int | None,
+        typer.Option("--target-evaluations", help="Cap on distinct target architectures queried."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    hp: HpOpt = None,
+) -> None:
+    """Transfer an agent to a target task: finetune, freeze-encoder, zero-shot or scratch."""
+    from pathlib import Path
+
+    from .agent import load_agent, save_agent
+    from .evaluate import curve_evaluator
+    from .learner import pick_device
+    from .loaders import load_benchmark
+    from .tasks import check_task
+    from .transfer import fit, make_target_agent
+
+    check_task(task, "--task")
+    source = load_agent(agent_dir)
+    bench = load_benchmark(data, source.space)
+    dev = pick_device(device)
+    agent, trainable = make_target_agent(
+        source, mode.value, bench.space, seed, _hyperparameters(hp, source.hp)
+    )
+    reporter = RichReporter()
+    n = steps if trainable is not None else 0
+    evaluator = curve_evaluator(bench, task, agent.hp.eval_budget, agent.hp.eval_searches, dev)
+    with reporter.task(f"{mode.value} on {task}", max(n, 1)) as tick:
+        fit(agent, bench, task, n, trainable, dev, target_evaluations, evaluator, tick)
+    digest = save_agent(agent, Path(out))
+    t = agent.training
+    console.print(
+        f"agent saved to {out} (sha256 {digest}); {t['updates']} updates on {task}, "
+        f"{t['distinct_evaluations']:,} distinct target architectures queried "
+        f"({t['total_evaluations']:,} queries), {t['device_seconds']:.1f} s on {t['device']}"
+    )
+
+
+@app.command()
+def evaluate(
+    agent_dir: Annotated[str, typer.Option("--agent", help="Agent folder.")],
+    task: Annotated[str, typer.Option("--task", help="Task to search on.")],
+    budget: Annotated[int, typer.Option("--budget", help="Evaluations per search.")] = 50,
+    searches: Annotated[int, typer.Option("--searches", help="Independent searches.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Evaluation seed.")] = 1_000_000,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Greedy agent vs random, local search, evolution and source top-k, on the same starts."""
+    from .agent import load_agent
+    from .evaluate import compare
+    from .learner import pick_device
+    from .loaders import load_benchmark
+    from .run import training_cost
+    from .tasks import check_task
+
+    check_task(task, "--task")
+    agent = load_agent(agent_dir)
+    bench = load_benchmark(data, agent.space)
+    if not 2 <= budget <= bench.space.size:
+        raise TransferSearchError(f"--budget: must be between 2 and {bench.space.size}")
+    dev = pick_device(device)
+    source_task = (agent.parent or {}).get("task") or agent.task
+    distinct, total = training_cost(agent, task)
+    with progress_bar(searches * 5, f"searching {task}", not json_out) as advance:
+        results = compare(
+            bench,
+            task,
+            budget,
+            searches,
+            seed,
+            {"agent": (agent.net, distinct, total)},
+            dev,
+            source_task=source_task,
+            progress=advance,
+        )
+    stats = bench.stats(task)
+    if json_out:
+        mine = results[0]
+        print(
+            json.dumps(
+                {
+                    "task": task,
+                    "space": agent.space,
+                    "budget": budget,
+                    "searches": searches,
+                    "seed": seed,
+                    "agent": agent_dir,
+                    "agent_digest": agent.digest,
+                    "agent_task": agent.task,
+                    "mode": agent.mode,
+                    "optimum": stats.optimum,
+                    **{k: v for k, v in mine.to_dict().items() if k != "method"},
+                    "baselines": {r.method: r.to_dict() for r in results[1:]},
+                }
+            )
+        )
+        return
+    _print_results(
+        results,
+        f"{task} ({agent.space}), budget {budget}, {searches} searches, "
+        f"agent {agent.mode} from {source_task}",
+        stats.optimum,
+        stats.optimum_arch,
+    )
+
+
+@app.command()
+def run(
+    manifest_file: Annotated[
+        str, typer.Argument(help="TransferSearch manifest (YAML).", metavar="FILE")
+    ],
+    out: Annotated[
+        str | None, typer.Option("--out", help="Report folder (default runs/NAME).")
+    ] = None,
+    agents: Annotated[
+        str | None,
+        typer.Option("--agents", help="Cache of pretrained source agents (default runs/agents)."),
+    ] = None,
+    compare_scratch: Annotated[
+        bool, typer.Option(help="Also train a scratch agent with the same budget, for reference.")
+    ] = True,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    hp: HpOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a TransferSearch manifest locally: source agent, transfer, evaluation, report."""
+    from pathlib import Path
+
+    from .evaluate import MethodResult
+    from .run import RunOptions, run_manifest
+    from .spec import load_manifest
+    from .stats import Summary
+
+    manifest = load_manifest(manifest_file)
+    out_dir = Path(out or Path("runs") / manifest.metadata.name)
+    opts = RunOptions(
+        out=out_dir,
+        data=data,
+        agents_dir=Path(agents) if agents else None,
+        compare_scratch=compare_scratch,
+        device=device,
+        hp=_hyperparameters(hp),
+    )
+    report = run_manifest(manifest, opts, RichReporter(not json_out))
+    if json_out:
+        print(json.dumps(report))
+        return
+    results = [
+        MethodResult(
+            r["method"],
+            Summary(**{k: r[k] for k in Summary.__dataclass_fields__}),
+            r["training_evaluations"],
+            r["training_queries"],
+            r["best_arch"],
+            r["best_value"],
+        )
+        for r in report["results"]
+    ]
+    _print_results(
+        results,
+        f"{manifest.metadata.name}: {report['source_task'] or 'no source'} -> "
+        f"{report['target_task']} "
+        f"({report['mode']}), budget {report['budget']}, {report['searches']} searches",
+        report["optimum"],
+        report["optimum_arch"],
+    )
+    console.print(
+        f"report: {out_dir}/ (results.json, curves.csv, learning_curves.png, "
+        f"comparison.png, agents/); {report['wall_seconds']:.0f} s on {report['device']}"
     )
 
 

@@ -66,6 +66,12 @@ class SearchSpace:
     table: npt.NDArray[np.int32]  # (n, A): neighbour reached by action, self if invalid
     valid: npt.NDArray[np.bool_]  # (n, A): action leads to a distinct new architecture
     _lookup: dict[tuple[int, ...], int]
+    # What each action does, for agents that score moves by their effect: the token
+    # position it edits (TOKEN_LEN = after the last module), its kind (0 change, 1 insert,
+    # 2 delete) and the code it writes there (0 for deletions and invalid moves).
+    action_position: npt.NDArray[np.int64]  # (A,)
+    action_kind: npt.NDArray[np.int64]  # (A,)
+    action_code: npt.NDArray[np.int8]  # (n, A)
 
     @property
     def size(self) -> int:
@@ -160,7 +166,20 @@ def _build_micro() -> SearchSpace:
             names.append(f"edge{e}:other{j}")
     lookup = {tuple(int(x) for x in row): i for i, row in enumerate(codes)}
     valid = np.ones(table.shape, dtype=bool)
-    return SearchSpace("micro", codes, MICRO_OPS, tuple(names), table, valid, lookup)
+    position = np.repeat(np.arange(MICRO_EDGES), MICRO_OPS - 1)
+    written = codes[table, position[None, :]]
+    return SearchSpace(
+        "micro",
+        codes,
+        MICRO_OPS,
+        tuple(names),
+        table,
+        valid,
+        lookup,
+        position,
+        np.zeros_like(position),
+        written,
+    )
 
 
 def _macro_edits() -> list[tuple[str, int, int]]:
@@ -203,4 +222,19 @@ def _build_macro() -> SearchSpace:
                 seen.add(target)
                 table[a, k] = target
                 valid[a, k] = True
-    return SearchSpace("macro", codes, len(MACRO_CODES) + 1, names, table, valid, lookup)
+    kinds = {"sub": 0, "ins": 1, "del": 2}
+    position = np.array([i for _, i, _ in edits], dtype=np.int64)
+    kind_of = np.array([kinds[k] for k, _, _ in edits], dtype=np.int64)
+    written = np.where(valid, np.array([c for _, _, c in edits], dtype=np.int8)[None, :], 0)
+    return SearchSpace(
+        "macro",
+        codes,
+        len(MACRO_CODES) + 1,
+        names,
+        table,
+        valid,
+        lookup,
+        position,
+        kind_of,
+        written.astype(np.int8),
+    )

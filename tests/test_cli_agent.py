@@ -1,0 +1,224 @@
+"""pretrain -> finetune -> evaluate, and `run` on a manifest, as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = str(Path(sys.executable).parent / "transfersearch")
+SMALL = [
+    "--hp",
+    "d_model=16",
+    "--hp",
+    "layers=1",
+    "--hp",
+    "heads=2",
+    "--hp",
+    "ff=32",
+    "--hp",
+    "num_actors=16",
+    "--hp",
+    "episode_steps=12",
+    "--hp",
+    "batch_size=32",
+    "--hp",
+    "learning_starts=128",
+    "--hp",
+    "eval_interval=20",
+    "--hp",
+    "eval_searches=8",
+    "--hp",
+    "eval_budget=10",
+]
+
+
+def cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TRANSFERSEARCH_DATA=str(data), COLUMNS="200")
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("agents") / "scene"
+    res = cli(
+        "pretrain",
+        "--task",
+        "class_scene",
+        "--space",
+        "micro",
+        "--steps",
+        "60",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        *SMALL,
+        data=data_dir,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "agent saved to" in res.stdout
+    return out
+
+
+def test_pretrained_agent_on_disk(source: Path) -> None:
+    manifest = json.loads((source / "agent.json").read_text())
+    assert manifest["task"] == "class_scene"
+    assert manifest["steps"] == 60
+    assert manifest["seed"] == 1
+    assert manifest["hyperparameters"]["d_model"] == 16
+    assert manifest["training"]["distinct_evaluations"] > 0
+    assert len(manifest["weights"]["sha256"]) == 64
+    assert (source / "weights.safetensors").is_file()
+
+
+def test_finetune_then_evaluate_json(source: Path, tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "jigsaw"
+    res = cli(
+        "finetune",
+        "--agent",
+        str(source),
+        "--task",
+        "jigsaw",
+        "--mode",
+        "freeze-encoder",
+        "--steps",
+        "40",
+        "--target-evaluations",
+        "200",
+        "--out",
+        str(out),
+        data=data_dir,
+    )
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((out / "agent.json").read_text())
+    assert manifest["mode"] == "freeze-encoder"
+    assert manifest["parent"]["task"] == "class_scene"
+    assert manifest["training"]["distinct_evaluations"] <= 200
+    res = cli(
+        "evaluate",
+        "--agent",
+        str(out),
+        "--task",
+        "jigsaw",
+        "--budget",
+        "20",
+        "--searches",
+        "30",
+        "--json",
+        data=data_dir,
+    )
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    for key in ("task", "budget", "searches", "mean", "stderr", "regret"):
+        assert key in result
+    assert result["training_evaluations"] == manifest["training"]["distinct_evaluations"]
+    assert set(result["baselines"]) == {"random", "local", "evolution", "class_scene top-20"}
+    assert all("mean" in b for b in result["baselines"].values())
+
+
+def test_zero_shot_costs_no_target_evaluations(
+    source: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    out = tmp_path / "zs"
+    res = cli(
+        "finetune",
+        "--agent",
+        str(source),
+        "--task",
+        "autoencoder",
+        "--mode",
+        "zero-shot",
+        "--out",
+        str(out),
+        data=data_dir,
+    )
+    assert res.returncode == 0, res.stderr
+    res = cli(
+        "evaluate",
+        "--agent",
+        str(out),
+        "--task",
+        "autoencoder",
+        "--budget",
+        "20",
+        "--searches",
+        "10",
+        "--json",
+        data=data_dir,
+    )
+    assert json.loads(res.stdout)["training_evaluations"] == 0
+
+
+def test_tampered_agent_is_refused(source: Path, tmp_path: Path, data_dir: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(source, bad)
+    weights = bad / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    res = cli("evaluate", "--agent", str(bad), "--task", "jigsaw", data=data_dir)
+    assert res.returncode == 2
+    assert "corrupt or was replaced" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_run_manifest_end_to_end(tmp_path: Path, data_dir: Path) -> None:
+    manifest = tmp_path / "search.yaml"
+    manifest.write_text(
+        "apiVersion: transfersearch.io/v1alpha1\nkind: TransferSearch\n"
+        "metadata: {name: tiny}\n"
+        "spec:\n  source: {task: class_scene, pretrainSteps: 40}\n  target: {task: jigsaw}\n"
+        "  training: {steps: 30, targetEvaluations: 300}\n"
+        "  evaluation: {budget: 20, searches: 20}\n"
+    )
+    out = tmp_path / "report"
+    res = cli(
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--agents",
+        str(tmp_path / "cache"),
+        *SMALL,
+        data=data_dir,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "finetune" in res.stdout
+    assert "scratch" in res.stdout
+    assert "local" in res.stdout
+    report = json.loads((out / "results.json").read_text())
+    methods = [r["method"] for r in report["results"]]
+    assert methods == ["finetune", "scratch", "random", "local", "evolution", "class_scene top-20"]
+    for name in ("curves.csv", "learning_curves.png", "comparison.png", "source_curve.png"):
+        assert (out / name).is_file(), name
+    assert report["agents"]["finetune"]["training"]["distinct_evaluations"] <= 300
+    # a second run reuses the pretrained source agent from the cache
+    res = cli(
+        "run",
+        str(manifest),
+        "--out",
+        str(out),
+        "--agents",
+        str(tmp_path / "cache"),
+        *SMALL,
+        data=data_dir,
+    )
+    assert "reusing the pretrained class_scene agent" in res.stderr
+    assert json.loads((out / "results.json").read_text())["results"] == report["results"]
+
+
+def test_invalid_manifest_names_the_field(tmp_path: Path, data_dir: Path) -> None:
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text(
+        "apiVersion: transfersearch.io/v1alpha1\nkind: TransferSearch\nmetadata: {name: bad}\n"
+        "spec: {target: {task: imagenet}, transfer: {mode: finetune}, source: {task: jigsaw}}\n"
+    )
+    res = cli("run", str(manifest), data=data_dir)
+    assert res.returncode == 2
+    assert "spec.target.task" in res.stderr
+    assert "Traceback" not in res.stderr

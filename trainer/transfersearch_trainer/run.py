@@ -1,0 +1,288 @@
+"""`transfersearch run`: one TransferSearch manifest, run in-process from start to finish.
+
+The same work a trainer Job does in the cluster: get the source agent (load it,
+or pretrain one on the source task and keep it in a local agent cache), make the
+target agent by the transfer mode, train it on the target within the manifest's
+budget of target evaluations, then evaluate it against the baselines and the
+source top-k on the same starts. With ``compare_scratch`` a scratch agent gets
+the same training budget, which is the reference transfer is judged by. Results
+go to a report folder: results.json, curves.csv, learning_curves.png,
+comparison.png and the agents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from .agent import Agent, load_agent, save_agent
+from .benchmark import Benchmark
+from .errors import TransferSearchError
+from .evaluate import MethodResult, compare, curve_evaluator
+from .learner import Hyperparameters, pick_device
+from .loaders import load_benchmark
+from .plots import plot_comparison, plot_curves, write_curves_csv
+from .spec import TransferSearchManifest
+from .transfer import fit, make_target_agent, target_hyperparameters
+
+Tick = Callable[[int, dict[str, float]], None]
+
+
+class Reporter(Protocol):
+    def task(self, description: str, total: int) -> AbstractContextManager[Tick]: ...
+
+    def log(self, text: str) -> None: ...
+
+
+class QuietReporter:
+    @contextmanager
+    def task(self, description: str, total: int) -> Iterator[Tick]:
+        yield lambda n, info: None
+
+    def log(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    data: str | None = None
+    agents_dir: Path | None = None  # cache of pretrained source agents (default: out/../agents)
+    compare_scratch: bool = True
+    device: str | None = None
+    hp: Hyperparameters | None = None
+
+
+def training_cost(agent: Agent, task: str) -> tuple[int, int]:
+    """Distinct and total evaluations of `task` this agent (and its source) consumed in training."""
+    distinct = total = 0
+    for record in (agent.training, (agent.parent or {}).get("training") or {}):
+        if record.get("task") == task:
+            distinct += int(record.get("distinct_evaluations", 0))
+            total += int(record.get("total_evaluations", 0))
+    return distinct, total
+
+
+def pretrain(
+    bench: Benchmark,
+    task: str,
+    steps: int,
+    seed: int,
+    hp: Hyperparameters,
+    device: torch.device,
+    reporter: Reporter,
+    with_curve: bool = True,
+) -> Agent:
+    """Train a new agent on `task` (the source), with a learning curve on that task."""
+    agent = Agent.new(bench.space, hp, seed)
+    agent.mode = "pretrain"
+    evaluator = (
+        curve_evaluator(bench, task, hp.eval_budget, hp.eval_searches, device)
+        if with_curve
+        else None
+    )
+    with reporter.task(f"pretrain on {task}", steps) as tick:
+        fit(agent, bench, task, steps, list(agent.net.parameters()), device, None, evaluator, tick)
+    return agent
+
+
+def _cache_key(space: str, task: str, steps: int, seed: int, hp: Hyperparameters) -> str:
+    digest = hashlib.sha256(json.dumps(hp.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{space}-{task}-{steps}steps-seed{seed}-{digest}"
+
+
+def get_source(
+    manifest: TransferSearchManifest,
+    bench: Benchmark,
+    opts: RunOptions,
+    hp: Hyperparameters,
+    device: torch.device,
+    reporter: Reporter,
+) -> Agent | None:
+    spec = manifest.spec
+    if spec.transfer.mode == "scratch":
+        return None
+    source = spec.source
+    if source.agent == "auto":
+        raise TransferSearchError(
+            "spec.source.agent: 'auto' (choosing the source by task similarity) is not available "
+            "in this version; name a source agent or a source.task to pretrain"
+        )
+    if source.agent:
+        if source.agent.startswith("s3://"):
+            raise TransferSearchError(
+                f"spec.source.agent: {source.agent}: loading agents from S3 needs the agent "
+                "store, not available in this version; copy the agent folder locally and give "
+                "its path"
+            )
+        agent = load_agent(source.agent, spec.benchmark.space, source.digest)
+        reporter.log(f"source agent {source.agent} (task {agent.task}, sha256 {agent.digest})")
+        return agent
+    assert source.task is not None  # the spec model guarantees agent or task for non-scratch modes
+    cache = opts.agents_dir or opts.out.parent / "agents"
+    return pretrained_source(
+        bench, source.task, source.pretrain_steps, spec.training.seed, hp, cache, device, reporter
+    )
+
+
+def pretrained_source(
+    bench: Benchmark,
+    task: str,
+    steps: int,
+    seed: int,
+    hp: Hyperparameters,
+    cache: Path,
+    device: torch.device,
+    reporter: Reporter,
+) -> Agent:
+    """The agent pretrained on `task` with these settings: from the cache, or trained and cached."""
+    folder = cache / _cache_key(bench.space.name, task, steps, seed, hp)
+    if (folder / "agent.json").is_file():
+        agent = load_agent(folder, bench.space.name)
+        reporter.log(f"reusing the pretrained {task} agent in {folder}")
+        return agent
+    agent = pretrain(bench, task, steps, seed, hp, device, reporter)
+    save_agent(agent, folder)
+    reporter.log(f"pretrained source agent saved to {folder} (sha256 {agent.digest})")
+    return agent
+
+
+def run_manifest(
+    manifest: TransferSearchManifest, opts: RunOptions, reporter: Reporter | None = None
+) -> dict[str, Any]:
+    reporter = reporter or QuietReporter()
+    spec = manifest.spec
+    started = time.perf_counter()
+    bench = load_benchmark(opts.data or spec.benchmark.data, spec.benchmark.space)
+    device = pick_device(opts.device)
+    hp = opts.hp or Hyperparameters()
+    target = spec.target.task
+    opts.out.mkdir(parents=True, exist_ok=True)
+    source = get_source(manifest, bench, opts, hp, device, reporter)
+    source_task = source.task if source is not None else spec.source.task
+
+    modes = [spec.transfer.mode]
+    if opts.compare_scratch and spec.transfer.mode != "scratch":
+        modes.append("scratch")
+    agents: dict[str, Agent] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
+    evaluator = curve_evaluator(bench, target, hp.eval_budget, hp.eval_searches, device)
+    for trial in range(spec.training.seeds):
+        seed = spec.training.seed + trial
+        for mode in modes:
+            name = mode if spec.training.seeds == 1 else f"{mode} s{seed}"
+            agent, trainable = make_target_agent(
+                source,
+                mode,
+                bench.space,
+                seed,
+                target_hyperparameters(hp, spec.training.target_evaluations),
+            )
+            steps = spec.training.steps if trainable is not None else 0
+            with reporter.task(f"{name} on {target}", max(steps, 1)) as tick:
+                fit(
+                    agent,
+                    bench,
+                    target,
+                    steps,
+                    trainable,
+                    device,
+                    spec.training.target_evaluations,
+                    evaluator,
+                    tick,
+                )
+            save_agent(agent, opts.out / "agents" / name.replace(" ", "-"))
+            agents[name] = agent
+            curves[name] = list(agent.training.get("curve") or [])
+
+    evaluation = spec.evaluation
+    n_methods = len(agents) + 3 + int(source_task is not None)
+    with reporter.task(f"evaluate on {target}", evaluation.searches * n_methods) as tick:
+        results = compare(
+            bench,
+            target,
+            evaluation.budget,
+            evaluation.searches,
+            evaluation.seed,
+            {name: (a.net, *training_cost(a, target)) for name, a in agents.items()},
+            device,
+            source_task=source_task if evaluation.source_top_k else None,
+            progress=lambda n: tick(n, {}),
+        )
+    for r in results:
+        if r.method in agents:
+            agents[r.method].evaluation = {
+                "task": target,
+                "budget": evaluation.budget,
+                **r.to_dict(),
+            }
+            save_agent(agents[r.method], opts.out / "agents" / r.method.replace(" ", "-"))
+    stats = bench.stats(target)
+    report = {
+        "search": manifest.metadata.name,
+        "space": spec.benchmark.space,
+        "source_task": source_task,
+        "source_agent": None
+        if source is None
+        else {"task": source.task, "digest": source.digest, "steps": source.steps},
+        "target_task": target,
+        "mode": spec.transfer.mode,
+        "budget": evaluation.budget,
+        "searches": evaluation.searches,
+        "evaluation_seed": evaluation.seed,
+        "optimum": stats.optimum,
+        "optimum_arch": stats.optimum_arch,
+        "results": [r.to_dict() for r in results],
+        "agents": {
+            name: {
+                "digest": a.digest,
+                "path": str(opts.out / "agents" / name.replace(" ", "-")),
+                "training": {k: v for k, v in a.training.items() if k != "curve"},
+            }
+            for name, a in agents.items()
+        },
+        "wall_seconds": time.perf_counter() - started,
+        "device": str(device),
+    }
+    _write_report(report, results, curves, opts.out, stats.optimum, source)
+    return report
+
+
+def _write_report(
+    report: dict[str, Any],
+    results: list[MethodResult],
+    curves: dict[str, list[dict[str, Any]]],
+    out: Path,
+    optimum: float,
+    source: Agent | None,
+) -> None:
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    write_curves_csv(curves, out / "curves.csv")
+    refs = {r.method: r.summary.mean for r in results if r.method in ("local", "evolution")}
+    plot_curves(
+        curves,
+        out / "learning_curves.png",
+        f"{report['target_task']}: greedy score while training",
+        refs,
+    )
+    if source is not None and source.training.get("curve"):
+        write_curves_csv({"source": source.training["curve"]}, out / "source_curve.csv")
+        plot_curves(
+            {"source": source.training["curve"]},
+            out / "source_curve.png",
+            f"source agent pretraining on {source.task}",
+        )
+    plot_comparison(
+        [(r.method, r.summary.mean, r.summary.ci95) for r in results],
+        out / "comparison.png",
+        f"{report['target_task']}, budget {report['budget']}, {report['searches']} searches",
+        optimum,
+    )

@@ -1,0 +1,94 @@
+"""One source agent against several targets: zero-shot, fine-tuned and scratch agents vs baselines.
+
+The honest comparison on a tabular benchmark: every trained agent gets the same
+cap on *target* evaluations (distinct target architectures its actors may query,
+each a network trained in real life), and the table states what each consumed.
+This is the measurement behind the README's agent results
+(`transfersearch bench transfer`); the full matrix over task pairs builds on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .agent import Agent
+from .benchmark import Benchmark
+from .evaluate import MethodResult, compare
+from .learner import Hyperparameters
+from .run import Reporter, pretrained_source, training_cost
+from .transfer import fit, make_target_agent, target_hyperparameters
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    source_task: str
+    targets: tuple[str, ...]
+    pretrain_steps: int = 10000
+    steps: int = 2000  # learner updates on the target (finetune, freeze-encoder, scratch)
+    target_evaluations: int | None = 1000
+    modes: tuple[str, ...] = ("zero-shot", "finetune", "scratch")
+    budget: int = 50
+    searches: int = 200
+    seed: int = 0
+    eval_seed: int = 1_000_000
+
+
+def run_study(
+    bench: Benchmark,
+    settings: StudySettings,
+    hp: Hyperparameters,
+    cache: Path,
+    device: torch.device,
+    reporter: Reporter,
+) -> dict[str, list[MethodResult]]:
+    source = pretrained_source(
+        bench,
+        settings.source_task,
+        settings.pretrain_steps,
+        settings.seed,
+        hp,
+        cache,
+        device,
+        reporter,
+    )
+    results: dict[str, list[MethodResult]] = {}
+    for target in settings.targets:
+        agents: dict[str, Agent] = {}
+        for mode in settings.modes:
+            agent, trainable = make_target_agent(
+                source,
+                mode,
+                bench.space,
+                settings.seed,
+                target_hyperparameters(hp, settings.target_evaluations),
+            )
+            steps = settings.steps if trainable is not None else 0
+            with reporter.task(f"{mode} on {target}", max(steps, 1)) as tick:
+                fit(
+                    agent,
+                    bench,
+                    target,
+                    steps,
+                    trainable,
+                    device,
+                    settings.target_evaluations,
+                    None,
+                    tick,
+                )
+            agents[mode] = agent
+        with reporter.task(f"evaluate on {target}", settings.searches * (len(agents) + 4)) as tick:
+            results[target] = compare(
+                bench,
+                target,
+                settings.budget,
+                settings.searches,
+                settings.eval_seed,
+                {m: (a.net, *training_cost(a, target)) for m, a in agents.items()},
+                device,
+                source_task=settings.source_task,
+                progress=lambda n: tick(n, {}),
+            )
+    return results
