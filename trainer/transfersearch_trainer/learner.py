@@ -64,7 +64,7 @@ class Hyperparameters:
     layers: int = 2
     heads: int = 4
     ff: int = 128
-    eval_interval: int = 1000  # learner updates between learning-curve points
+    eval_interval: int = 1000  # at most this many updates between curve points (0: no curve)
     eval_searches: int = 64
     eval_budget: int = 50
 
@@ -241,6 +241,8 @@ def train(
             )
         )
 
+    # a learning curve of about ten points however long the training, at most eval_interval apart
+    interval = min(hp.eval_interval, max(steps // 10, 1)) if hp.eval_interval else 0
     record()
     while stats.updates < steps:
         if (
@@ -283,7 +285,7 @@ def train(
             stats.updates += 1
             if stats.updates % hp.target_update == 0:
                 target_net.load_state_dict(net.state_dict())
-            if hp.eval_interval and stats.updates % hp.eval_interval == 0:
+            if interval and stats.updates % interval == 0:
                 record()
             if progress is not None:
                 progress(

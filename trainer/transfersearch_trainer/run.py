@@ -204,7 +204,7 @@ def run_manifest(
             curves[name] = list(agent.training.get("curve") or [])
 
     evaluation = spec.evaluation
-    n_methods = len(agents) + 3 + int(source_task is not None)
+    n_methods = len(agents) + 3  # agents and baselines report progress; top-k is instant
     with reporter.task(f"evaluate on {target}", evaluation.searches * n_methods) as tick:
         results = compare(
             bench,

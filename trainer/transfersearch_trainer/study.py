@@ -79,7 +79,7 @@ def run_study(
                     tick,
                 )
             agents[mode] = agent
-        with reporter.task(f"evaluate on {target}", settings.searches * (len(agents) + 4)) as tick:
+        with reporter.task(f"evaluate on {target}", settings.searches * (len(agents) + 3)) as tick:
             results[target] = compare(
                 bench,
                 target,
