@@ -90,7 +90,8 @@ def test_cpu_job_has_no_gpu_and_no_gpu_toleration() -> None:
     job = children.job(REF, example_spec("scratch.yaml"), image="t")
     pod = job["spec"]["template"]["spec"]
     assert "nvidia.com/gpu" not in json.dumps(job)
-    assert "tolerations" not in pod and "nodeSelector" not in pod
+    assert "tolerations" not in pod
+    assert "nodeSelector" not in pod
     assert container(job)["resources"] == {
         "requests": {"cpu": "500m", "memory": "1Gi"},
         "limits": {"memory": "1Gi"},
@@ -130,7 +131,11 @@ def test_config_map_holds_the_job_config() -> None:
     assert config_map["metadata"]["name"] == "segmentsemantic-gpu-g3"
     config = JobConfig.model_validate_json(config_map["data"]["job.json"])
     assert config.spec == spec
-    assert (config.search, config.namespace, config.uid) == ("segmentsemantic-gpu", "research", "u-1")
+    assert (config.search, config.namespace, config.uid) == (
+        "segmentsemantic-gpu",
+        "research",
+        "u-1",
+    )
     assert config.output == "s3://transfersearch/team-nas/runs/research/segmentsemantic-gpu/g3"
     local = children.job_config(REF, example_spec("scratch.yaml"))
     assert local.output == "/var/cache/transfersearch/runs/research/segmentsemantic-gpu/g3"
@@ -143,7 +148,8 @@ def test_child_names_are_deterministic_bounded_and_distinct() -> None:
     for generation in (1, 12345):
         a = child_name(long_a, generation)
         assert a == child_name(long_a, generation)
-        assert len(a) <= 52 and a.endswith(f"-g{generation}")
+        assert len(a) <= 52
+        assert a.endswith(f"-g{generation}")
         assert a != child_name(long_b, generation)
 
 

@@ -18,7 +18,12 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from transfersearch_operator.crd import CRD_FILE, PRINTER_COLUMNS, custom_resource_definition, render
+from transfersearch_operator.crd import (
+    CRD_FILE,
+    PRINTER_COLUMNS,
+    custom_resource_definition,
+    render,
+)
 from transfersearch_operator.schema import SchemaError, structural_schema
 from transfersearch_trainer.errors import TransferSearchError
 from transfersearch_trainer.spec import TRANSFER_MODES, load_manifest, parse_manifest
@@ -93,7 +98,9 @@ def with_defaults(schema: dict[str, Any], obj: Any) -> Any:
 def unknown_fields(schema: dict[str, Any], obj: Any, path: str = "") -> list[str]:
     """Fields the server would prune (kubectl's strict validation refuses them)."""
     if isinstance(obj, list) and "items" in schema:
-        return [f for i, item in enumerate(obj) for f in unknown_fields(schema["items"], item, path)]
+        return [
+            f for i, item in enumerate(obj) for f in unknown_fields(schema["items"], item, path)
+        ]
     if not isinstance(obj, dict) or schema.get("type") != "object":
         return []
     if "additionalProperties" in schema:
@@ -103,7 +110,9 @@ def unknown_fields(schema: dict[str, Any], obj: Any, path: str = "") -> list[str
     if not props:
         return []  # metadata: the server's own schema
     found = [f"{path}.{k}" for k in obj if k not in props]
-    return found + [f for k, v in obj.items() if k in props for f in unknown_fields(props[k], v, f"{path}.{k}")]
+    return found + [
+        f for k, v in obj.items() if k in props for f in unknown_fields(props[k], v, f"{path}.{k}")
+    ]
 
 
 def cel_failures(schema: dict[str, Any], obj: Any) -> list[str]:
@@ -219,7 +228,12 @@ def test_converter_bounds_optionals_and_default_factories() -> None:
     schema = structural_schema(Model)
     props = schema["properties"]
     assert (props["count"]["minimum"], props["count"]["maximum"]) == (1, 9)
-    assert props["ratio"] == {"type": "number", "minimum": 0, "exclusiveMinimum": True, "default": 0.5}
+    assert props["ratio"] == {
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "default": 0.5,
+    }
     assert props["maybe"] == {"type": "string"}
     assert props["inner"]["default"] == {}
     assert "default" not in props["optional_inner"]

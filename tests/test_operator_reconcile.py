@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from tests.emulator import (
     CONFIGMAPS,
@@ -42,6 +44,13 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.kmock(cls=ClusterEmulator)]
 def k8s(kmock: ClusterEmulator) -> ClusterEmulator:
     declare_resources(kmock)
     return kmock
+
+
+@pytest_asyncio.fixture
+async def api(k8s: ClusterEmulator) -> AsyncIterator[Api]:
+    client = Api(str(k8s.url))
+    yield client
+    await client.close()
 
 
 def status_of(k8s: ClusterEmulator, name: str) -> dict[str, Any]:
@@ -83,11 +92,12 @@ def created_true(k8s: ClusterEmulator, name: str) -> dict[str, Any] | None:
     return status if created and created[0]["status"] == "True" else None
 
 
-async def test_create_makes_the_config_map_and_the_indexed_job(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
+async def test_create_makes_the_config_map_and_the_indexed_job(
+    k8s: ClusterEmulator, api: Api
+) -> None:
     body = example("gpu.yaml")
     body["metadata"]["namespace"] = NS
-    async with operator(k8s):
+    async with operator(str(k8s.url)):
         created = await api.create(SEARCHES, body)
         job = await wait_for("the Job", lambda: k8s.get(JOBS, NS, "segmentsemantic-gpu-g1"))
         config_map = k8s.get(CONFIGMAPS, NS, "segmentsemantic-gpu-g1")
@@ -118,16 +128,19 @@ async def test_create_makes_the_config_map_and_the_indexed_job(k8s: ClusterEmula
     assert "kopf" not in status  # kopf's bookkeeping stays in annotations
 
 
-async def test_trials_succeed_and_the_status_aggregates_them(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
-    async with operator(k8s) as op:
-        await api.create(SEARCHES, manifest("s", training={"seeds": 3, "parallelism": 3},
-                                            resources={"gpu": 1}))
+async def test_trials_succeed_and_the_status_aggregates_them(
+    k8s: ClusterEmulator, api: Api
+) -> None:
+    async with operator(str(k8s.url)) as op:
+        await api.create(
+            SEARCHES, manifest("s", training={"seeds": 3, "parallelism": 3}, resources={"gpu": 1})
+        )
         await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
         kubelet = JobController(api, NS, "s-g1")
         pods = [await kubelet.start(i) for i in range(3)]
-        await phase(k8s, "s", "Running", trials={"total": 3, "active": 3, "succeeded": 0,
-                                                  "failed": 0})
+        await phase(
+            k8s, "s", "Running", trials={"total": 3, "active": 3, "succeeded": 0, "failed": 0}
+        )
         for i, metric in enumerate([44.5, 46.25, 45.0]):
             await kubelet.finish(pods[i], Trial.summary(i, metric))
         status = await phase(k8s, "s", "Succeeded")
@@ -146,28 +159,39 @@ async def test_trials_succeed_and_the_status_aggregates_them(k8s: ClusterEmulato
         "agentDigest": "sha256:" + "1" * 64,
     }
     assert (status["bestTrial"], status["bestMetric"]) == (1, 46.25)
-    assert (status["agentUri"], status["agentDigest"]) == ("s3://agents/trial-1", "sha256:" + "1" * 64)
+    assert (status["agentUri"], status["agentDigest"]) == (
+        "s3://agents/trial-1",
+        "sha256:" + "1" * 64,
+    )
     assert status["gpuSeconds"] == 90.0
-    assert status["completionTime"] and status["startTime"]
+    assert status["completionTime"]
+    assert status["startTime"]
     assert condition(status, "Succeeded")["status"] == "True"
     assert sample(metrics, "transfersearch_operator_trials_started_total") == 3
     assert sample(metrics, "transfersearch_operator_trials_succeeded_total") == 3
     assert sample(metrics, "transfersearch_operator_searches", phase="Succeeded") == 1
 
 
-async def test_failure_budget(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
-    async with operator(k8s) as op:
+async def test_failure_budget(k8s: ClusterEmulator, api: Api) -> None:
+    async with operator(str(k8s.url)) as op:
         await api.create(SEARCHES, manifest("s", failureBudget=1))
         await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
         assert k8s.get(JOBS, NS, "s-g1")["spec"]["backoffLimit"] == 1  # type: ignore[index]
         kubelet = JobController(api, NS, "s-g1")
         await kubelet.run(0, Trial(exit_code=1, message="Killed\x00 not json {"))
-        status = await phase(k8s, "s", "Running", trials={"total": 1, "active": 0,
-                                                           "succeeded": 0, "failed": 1})
+        status = await phase(
+            k8s, "s", "Running", trials={"total": 1, "active": 0, "succeeded": 0, "failed": 1}
+        )
         assert status["results"][0]["reason"].startswith("exit code 1 (Error): Killed")
-        await kubelet.run(0, Trial(exit_code=1, message=json.dumps(
-            {"trial": 0, "seed": 0, "status": "Failed", "reason": "S3 bucket not found"})))
+        await kubelet.run(
+            0,
+            Trial(
+                exit_code=1,
+                message=json.dumps(
+                    {"trial": 0, "seed": 0, "status": "Failed", "reason": "S3 bucket not found"}
+                ),
+            ),
+        )
         status = await phase(k8s, "s", "Failed")
         metrics = op.metrics
 
@@ -179,9 +203,10 @@ async def test_failure_budget(k8s: ClusterEmulator) -> None:
     assert sample(metrics, "transfersearch_operator_searches", phase="Failed") == 1
 
 
-async def test_a_usage_error_fails_without_spending_the_budget(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
-    async with operator(k8s):
+async def test_a_usage_error_fails_without_spending_the_budget(
+    k8s: ClusterEmulator, api: Api
+) -> None:
+    async with operator(str(k8s.url)):
         await api.create(SEARCHES, manifest("s", failureBudget=5))
         await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
         await JobController(api, NS, "s-g1").run(0, Trial(exit_code=2, message="error: bad agent"))
@@ -190,21 +215,21 @@ async def test_a_usage_error_fails_without_spending_the_budget(k8s: ClusterEmula
     assert "bad agent" in status["message"]
 
 
-async def test_operator_restart_resumes_without_duplicates(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
-    async with operator(k8s):
+async def test_operator_restart_resumes_without_duplicates(k8s: ClusterEmulator, api: Api) -> None:
+    async with operator(str(k8s.url)):
         await api.create(SEARCHES, manifest("s", training={"seeds": 2, "parallelism": 2}))
         await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
         kubelet = JobController(api, NS, "s-g1")
         await kubelet.run(0, Trial.summary(0, 45.0))
         second = await kubelet.start(1)
-        await phase(k8s, "s", "Running", trials={"total": 2, "active": 1, "succeeded": 1,
-                                                  "failed": 0})
+        await phase(
+            k8s, "s", "Running", trials={"total": 2, "active": 1, "succeeded": 1, "failed": 0}
+        )
     # The operator is down; the trial goes on and ends meanwhile.
     await kubelet.finish(second, Trial.summary(1, 47.0))
     job_versions = len(stored(k8s, "jobs", "s-g1").history)
 
-    async with operator(k8s) as restarted:
+    async with operator(str(k8s.url)) as restarted:
         status = await phase(k8s, "s", "Succeeded")
         await asyncio.sleep(0.3)  # room for a (wrong) second creation to show up
         metrics = restarted.metrics
@@ -218,18 +243,24 @@ async def test_operator_restart_resumes_without_duplicates(k8s: ClusterEmulator)
     assert sample(metrics, "transfersearch_operator_trials_succeeded_total") == 1
 
 
-async def test_invalid_spec_fails_once_with_the_field_named(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
-    async with operator(k8s):
+async def test_invalid_spec_fails_once_with_the_field_named(k8s: ClusterEmulator, api: Api) -> None:
+    async with operator(str(k8s.url)):
         # The emulator, like a cluster without CEL, lets this cross-field mistake through.
         await api.create(SEARCHES, manifest("s", training={"seeds": 1, "parallelism": 2}))
         status = await phase(k8s, "s", "Failed")
-        await wait_for("kopf to record the spec as handled", lambda: k8s.get(SEARCHES, NS, "s")[
-            "metadata"].get("annotations", {}).get("transfersearch.io/last-handled-configuration"))
+        await wait_for(
+            "kopf to record the spec as handled",
+            lambda: (
+                k8s.get(SEARCHES, NS, "s")["metadata"]
+                .get("annotations", {})
+                .get("transfersearch.io/last-handled-configuration")
+            ),
+        )
         search_writes = len(stored(k8s, "transfersearches", "s").history)
         await asyncio.sleep(1.0)  # a retry storm would write again within this second
         assert len(stored(k8s, "transfersearches", "s").history) == search_writes
-        assert k8s.live(JOBS, NS) == {} and k8s.live(CONFIGMAPS, NS) == {}
+        assert k8s.live(JOBS, NS) == {}
+        assert k8s.live(CONFIGMAPS, NS) == {}
         failed = condition(status, "Failed")
         assert failed["reason"] == "InvalidSpec"
         assert "training.parallelism cannot exceed training.seeds" in failed["message"]
@@ -242,16 +273,16 @@ async def test_invalid_spec_fails_once_with_the_field_named(k8s: ClusterEmulator
     assert "Failed" not in {c["type"] for c in status["conditions"]}
 
 
-async def test_spec_change_restarts_with_a_new_job(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
-    async with operator(k8s):
+async def test_spec_change_restarts_with_a_new_job(k8s: ClusterEmulator, api: Api) -> None:
+    async with operator(str(k8s.url)):
         await api.create(SEARCHES, manifest("s", training={"seeds": 2, "parallelism": 1}))
         await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
         old = JobController(api, NS, "s-g1")
         await old.run(0, Trial.summary(0, 45.0))
         running = await old.start(1)
-        await phase(k8s, "s", "Running", trials={"total": 2, "active": 1, "succeeded": 1,
-                                                  "failed": 0})
+        await phase(
+            k8s, "s", "Running", trials={"total": 2, "active": 1, "succeeded": 1, "failed": 0}
+        )
 
         # A label change is not a spec change: nothing restarts.
         await api.patch(SEARCHES, NS, "s", {"metadata": {"labels": {"team": "nas"}}})
@@ -268,15 +299,18 @@ async def test_spec_change_restarts_with_a_new_job(k8s: ClusterEmulator) -> None
     assert list(k8s.live(CONFIGMAPS, NS)) == ["s-g2"]
     config = JobConfig.model_validate_json(k8s.get(CONFIGMAPS, NS, "s-g2")["data"]["job.json"])  # type: ignore[index]
     assert config.spec.training.steps == 100
-    assert status["results"] == [] and "bestMetric" not in status
+    assert status["results"] == []
+    assert "bestMetric" not in status
     assert status["trials"]["succeeded"] == 0
     events = [e for e in k8s.live("v1/events", NS).values() if e.get("reason") == "Restarted"]
-    assert events and "Job s-g1 (generation 1) deleted" in events[0]["message"]
+    assert events
+    assert "Job s-g1 (generation 1) deleted" in events[0]["message"]
 
 
-async def test_delete_needs_no_operator_and_leaves_owned_children(k8s: ClusterEmulator) -> None:
-    api = Api(k8s)
-    async with operator(k8s) as op:
+async def test_delete_needs_no_operator_and_leaves_owned_children(
+    k8s: ClusterEmulator, api: Api
+) -> None:
+    async with operator(str(k8s.url)) as op:
         created = await api.create(SEARCHES, manifest("s"))
         await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
         await wait_for("Created=True", lambda: created_true(k8s, "s"))
@@ -284,8 +318,10 @@ async def test_delete_needs_no_operator_and_leaves_owned_children(k8s: ClusterEm
         # No finalizer: the object is gone at once, and Kubernetes' garbage
         # collector deletes the children through their owner references.
         assert k8s.get(SEARCHES, NS, "s") is None
-        await wait_for("the search forgotten", lambda: sample(
-            op.metrics, "transfersearch_operator_searches", phase="Pending") == 0)
+        await wait_for(
+            "the search forgotten",
+            lambda: sample(op.metrics, "transfersearch_operator_searches", phase="Pending") == 0,
+        )
         await asyncio.sleep(0.3)
     for child in (k8s.get(JOBS, NS, "s-g1"), k8s.get(CONFIGMAPS, NS, "s-g1")):
         assert child is not None

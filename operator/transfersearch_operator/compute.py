@@ -36,12 +36,12 @@ _FAILURE_REASONS = {
 }
 
 
-class InvalidSpec(ValueError):
+class InvalidSpecError(ValueError):
     """A spec the schema let through but the model refuses; the message names the field."""
 
 
 def validate(search: ObservedSearch) -> TransferSearchSpec:
-    """The parsed spec, or InvalidSpec with one line per field at fault."""
+    """The parsed spec, or InvalidSpecError with one line per field at fault."""
     manifest = {
         "apiVersion": "transfersearch.io/v1alpha1",
         "kind": "TransferSearch",
@@ -52,7 +52,7 @@ def validate(search: ObservedSearch) -> TransferSearchSpec:
         return TransferSearchManifest.model_validate(manifest).spec
     except ValidationError as err:
         text = format_validation_error(err, f"{search.namespace}/{search.name}")
-        raise InvalidSpec(" ".join(line.strip() for line in text.splitlines())) from None
+        raise InvalidSpecError(" ".join(line.strip() for line in text.splitlines())) from None
 
 
 def previous_status(search: ObservedSearch) -> TransferSearchStatus | None:
@@ -79,7 +79,7 @@ def compute_status(
     conditions = _Conditions(prev, gen, now)
     try:
         spec = validate(search)
-    except InvalidSpec as err:
+    except InvalidSpecError as err:
         message = _clip(str(err))
         conditions.set("Created", "False", "InvalidSpec", message)
         conditions.set("Failed", "True", "InvalidSpec", message)
@@ -238,7 +238,11 @@ def _result(spec: TransferSearchSpec, index: int, pod: ObservedPod) -> TrialResu
     if summary is None:
         reason = None
         if status == "Failed":
-            code = f"exit code {term.exit_code}" if term and term.exit_code is not None else "no exit code"
+            code = (
+                f"exit code {term.exit_code}"
+                if term and term.exit_code is not None
+                else "no exit code"
+            )
             detail = f" ({term.reason})" if term and term.reason else ""
             tail = f": {term.message.strip()}" if term and term.message.strip() else ""
             reason = _clip(f"{code}{detail}{tail}")

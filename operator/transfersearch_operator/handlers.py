@@ -41,39 +41,42 @@ def register(registry: kopf.OperatorRegistry) -> None:
     """Add the operator's handlers to `registry`."""
 
     @kopf.index(*SEARCHES, id="search_index", registry=registry)
-    def search_index(body: Any, namespace: str, name: str, **_: Any) -> dict[Key, Any]:
-        return {(namespace, name): ObservedSearch.from_body(body)}
+    async def search_index(body: Any, namespace: str | None, name: str, **_: Any) -> dict[Key, Any]:
+        return {(namespace or "", name): ObservedSearch.from_body(body)}
 
     @kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS, id="job_index", registry=registry)
-    def job_index(body: Any, namespace: str, labels: Any, **_: Any) -> dict[Key, Any]:
-        return {(namespace, labels[SEARCH_LABEL]): ObservedJob.from_body(body)}
+    async def job_index(body: Any, namespace: str | None, labels: Any, **_: Any) -> dict[Key, Any]:
+        return {(namespace or "", labels[SEARCH_LABEL]): ObservedJob.from_body(body)}
 
     @kopf.index("", "v1", "pods", labels=CHILD_LABELS, id="pod_index", registry=registry)
-    def pod_index(body: Any, namespace: str, labels: Any, **_: Any) -> dict[Key, Any]:
-        return {(namespace, labels[SEARCH_LABEL]): ObservedPod.from_body(body)}
+    async def pod_index(body: Any, namespace: str | None, labels: Any, **_: Any) -> dict[Key, Any]:
+        return {(namespace or "", labels[SEARCH_LABEL]): ObservedPod.from_body(body)}
 
     @kopf.on.create(*SEARCHES, id="children", registry=registry)
     @kopf.on.resume(*SEARCHES, id="children-resume", registry=registry)
     @kopf.on.update(*SEARCHES, field="spec", id="children-update", registry=registry)
-    async def ensure_children(body: Any, memo: Any, logger: logging.Logger, **kw: Any) -> None:
-        await _reconciler(memo).ensure_children(body, _indexes(kw), logger)
+    async def ensure_children(body: Any, memo: Any, **kw: Any) -> None:
+        await _reconciler(memo).ensure_children(body, _indexes(kw))
 
     @kopf.on.event(*SEARCHES, id="search-status", registry=registry)
     async def search_changed(
-        type: str | None, body: Any, namespace: str, name: str, memo: Any, logger: Any, **kw: Any
+        type: str, body: Any, namespace: str | None, name: str, memo: Any, **kw: Any
     ) -> None:
         reconciler = _reconciler(memo)
+        key = (namespace or "", name)
         if type == "DELETED":
-            reconciler.forget((namespace, name), body.get("metadata", {}).get("uid", ""))
+            reconciler.forget(key, body.get("metadata", {}).get("uid", ""))
             return
-        await reconciler.sync_status((namespace, name), _indexes(kw), logger)
+        status = body.get("status") or {}
+        if status.get("observedGeneration") != body.get("metadata", {}).get("generation"):
+            return  # a new generation: the children handler writes its first status
+        await reconciler.sync_status(key, _indexes(kw))
 
     @kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS, id="job-status", registry=registry)
     @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, id="pod-status", registry=registry)
-    async def child_changed(
-        namespace: str, labels: Any, memo: Any, logger: Any, **kw: Any
-    ) -> None:
-        await _reconciler(memo).sync_status((namespace, labels[SEARCH_LABEL]), _indexes(kw), logger)
+    async def child_changed(namespace: str | None, labels: Any, memo: Any, **kw: Any) -> None:
+        key = (namespace or "", labels[SEARCH_LABEL])
+        await _reconciler(memo).sync_status(key, _indexes(kw))
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -86,6 +89,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="transfersearch.io", key="last-handled-configuration"
     )
+    # Events for problems and restarts only: one per successful handler is noise,
+    # and API load at scale.
+    settings.posting.level = logging.WARNING
     # Only the operator's own Jobs and pods travel over the watch streams.
     settings.watching.label_selectors["batch", "jobs"] = SEARCH_LABEL
     settings.watching.label_selectors["v1", "pods"] = SEARCH_LABEL

@@ -1,9 +1,11 @@
 """The few Kubernetes API calls the operator makes itself (kopf does the watching).
 
-The official client is synchronous; each call runs in a worker thread so the
-event loop (and every other search) never waits on the network. Errors are
-sorted into what the caller can act on: it already exists, it is gone, someone
-changed it first, the server refuses it for good.
+The official client provides the connection: in-cluster service account or
+kubeconfig, TLS, token refresh. Requests go through its generic
+`param_serialize`/`call_api` with plain dict bodies: the typed per-resource
+methods validate every body into pydantic models first, which costs several
+times the request itself and would silently drop fields the models lack.
+Each call runs in a worker thread so the event loop never waits on the network.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -19,13 +22,18 @@ from transfersearch_trainer.spec import API_GROUP, API_VERSION, PLURAL
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = (5.0, 30.0)  # connect, read
+PATHS = {  # kind -> collection path in a namespace
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "TransferSearch": f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{ns}}/{PLURAL}",
+}
 
 
-class Conflict(Exception):
+class ConflictError(Exception):
     """The object changed since it was read (HTTP 409 on a resourceVersion precondition)."""
 
 
-class Rejected(Exception):
+class RejectedError(Exception):
     """The API server refuses the object as written (HTTP 400/422): retrying cannot help."""
 
 
@@ -33,9 +41,9 @@ def client_from_environment() -> client.ApiClient:
     """In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
     cfg = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=cfg)
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config(client_configuration=cfg)
+        config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     return client.ApiClient(cfg)
 
 
@@ -48,48 +56,46 @@ def client_for(server: str) -> client.ApiClient:
 
 class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
-        self._core = client.CoreV1Api(api_client)
-        self._batch = client.BatchV1Api(api_client)
-        self._custom = client.CustomObjectsApi(api_client)
+        self._client = api_client
+
+    def _request(self, method: str, path: str, body: Any = None, content_type: str = "") -> None:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        params = self._client.param_serialize(
+            method=method,
+            resource_path=path,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._client.call_api(*params, _request_timeout=TIMEOUT)
+        response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+
+    async def _call(self, method: str, path: str, body: Any = None, content_type: str = "") -> None:
+        await asyncio.to_thread(self._request, method, path, body, content_type)
 
     async def create(self, body: dict[str, Any]) -> bool:
         """Create a ConfigMap or Job; False if it already exists (creation is idempotent)."""
-        namespace = body["metadata"]["namespace"]
-        if body["kind"] == "ConfigMap":
-            call: Any = self._core.create_namespaced_config_map
-        elif body["kind"] == "Job":
-            call = self._batch.create_namespaced_job
-        else:
-            raise ValueError(f"cannot create a {body['kind']}")
+        path = PATHS[body["kind"]].format(ns=quote(body["metadata"]["namespace"]))
         try:
-            await asyncio.to_thread(
-                call, namespace, body, _preload_content=False, _request_timeout=TIMEOUT
-            )
+            await self._call("POST", path, body)
         except ApiException as err:
             if err.status == 409:
                 return False
             if err.status in (400, 422):
-                raise Rejected(_reason(err)) from None
+                raise RejectedError(_reason(err)) from None
             raise
         return True
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a ConfigMap or Job (a Job with its pods); False if it was gone."""
-        if kind == "ConfigMap":
-            call: Any = self._core.delete_namespaced_config_map
-        elif kind == "Job":
-            call = self._batch.delete_namespaced_job
-        else:
-            raise ValueError(f"cannot delete a {kind}")
+        path = f"{PATHS[kind].format(ns=quote(namespace))}/{quote(name)}"
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         try:
-            await asyncio.to_thread(
-                call,
-                name,
-                namespace,
-                propagation_policy="Background",
-                _preload_content=False,
-                _request_timeout=TIMEOUT,
-            )
+            await self._call("DELETE", path, options)
         except ApiException as err:
             if err.status == 404:
                 return False
@@ -99,28 +105,18 @@ class Kube:
     async def patch_search_status(
         self, namespace: str, name: str, resource_version: str | None, status: dict[str, Any]
     ) -> bool:
-        """Merge-patch the status; False if the search is gone, Conflict if it changed."""
+        """Merge-patch the status; False if the search is gone, ConflictError if it changed."""
         body: dict[str, Any] = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
+        path = f"{PATHS['TransferSearch'].format(ns=quote(namespace))}/{quote(name)}/status"
         try:
-            await asyncio.to_thread(
-                self._custom.patch_namespaced_custom_object_status,
-                API_GROUP,
-                API_VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-                _request_timeout=TIMEOUT,
-            )
+            await self._call("PATCH", path, body, MERGE_PATCH)
         except ApiException as err:
             if err.status == 404:
                 return False
             if err.status == 409:
-                raise Conflict(name) from None
+                raise ConflictError(name) from None
             raise
         return True
 
@@ -128,7 +124,7 @@ class Kube:
 def _reason(err: ApiException) -> str:
     """The server's one-line message from a Status body, else the HTTP reason."""
     try:
-        message = json.loads(err.body or b"{}").get("message")
+        message = json.loads(err.body or "{}").get("message")
     except (ValueError, AttributeError):
         message = None
     return str(message or err.reason or f"HTTP {err.status}")

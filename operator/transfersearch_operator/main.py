@@ -45,8 +45,15 @@ def run(
             "or set KUBECONFIG"
         ) from None
     kopf.configure(verbose=verbose, log_prefix=True)
+    if not verbose:
+        # The operator logs what it does (transfersearch_operator); kopf's line per
+        # handler call and the probes' access log are for debugging.
+        for chatty in ("kopf.objects", "aiohttp.access"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     registry = kopf.OperatorRegistry()
     register(registry)
+    # kopf watches with the same credentials the operator's own client uses.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
     settings = kopf.OperatorSettings()
     configure(settings)
     metrics = OperatorMetrics()

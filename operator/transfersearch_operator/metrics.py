@@ -31,9 +31,7 @@ class OperatorMetrics:
         self.searches = Gauge(
             f"{PREFIX}_searches", "TransferSearches by phase.", ["phase"], registry=r
         )
-        self.trials_started = Counter(
-            f"{PREFIX}_trials_started", "Trial pods started.", registry=r
-        )
+        self.trials_started = Counter(f"{PREFIX}_trials_started", "Trial pods started.", registry=r)
         self.trials_succeeded = Counter(
             f"{PREFIX}_trials_succeeded", "Trials that succeeded.", registry=r
         )

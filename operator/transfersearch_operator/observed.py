@@ -90,6 +90,11 @@ class ObservedJob:
             completion_time=status.get("completionTime"),
         )
 
+    @classmethod
+    def placeholder(cls, name: str, generation: int) -> ObservedJob:
+        """A Job just created, before its first watch event: nothing has run yet."""
+        return cls(name, generation, 0, 0, 0, (), None, None)
+
     def condition(self, *types: str) -> JobCondition | None:
         """The first of these condition types that is True."""
         for c in self.conditions:

@@ -25,15 +25,16 @@ from typing import Any
 import kopf
 
 from . import children
-from .compute import InvalidSpec, compute_status, previous_status, validate
+from .compute import InvalidSpecError, compute_status, previous_status, validate
 from .config import OperatorConfig
-from .kube import Conflict, Kube, Rejected
+from .kube import ConflictError, Kube, RejectedError
 from .metrics import OperatorMetrics
 from .observed import ObservedJob, ObservedPod, ObservedSearch
 from .status import TERMINAL_PHASES
 
 Key = tuple[str, str]  # (namespace, search name)
-Logger = logging.Logger | logging.LoggerAdapter[Any]
+CONFLICT_PAUSE = 0.05  # seconds for a watch event to catch up with a write
+log = logging.getLogger("transfersearch_operator")
 
 
 @dataclass(frozen=True)
@@ -70,28 +71,29 @@ class Reconciler:
         # Jobs the API server refused, by search: (generation, its message). Kept in
         # memory only: after a restart the resume handler tries (and learns) again.
         self._rejected: dict[Key, tuple[int, str]] = {}
+        # Jobs this operator created whose watch event may not have arrived yet.
+        self._known_jobs: dict[Key, ObservedJob] = {}
 
-    async def ensure_children(self, body: Any, idx: Indexes, logger: Logger) -> None:
+    async def ensure_children(self, body: Any, idx: Indexes) -> None:
         search = ObservedSearch.from_body(body)
         key = (search.namespace, search.name)
         with self.metrics.reconciling("children"):
             try:
-                await self._ensure_children(body, search, idx, logger)
+                await self._ensure_children(body, search, idx)
             finally:
-                await self.sync_status(key, idx, logger)
+                await self.sync_status(key, idx)
 
-    async def _ensure_children(
-        self, body: Any, search: ObservedSearch, idx: Indexes, logger: Logger
-    ) -> None:
+    async def _ensure_children(self, body: Any, search: ObservedSearch, idx: Indexes) -> None:
+        """Make the generation's children exist."""
         key = (search.namespace, search.name)
         gen = search.generation
         prev = previous_status(search)
         if prev and prev.observed_generation == gen and prev.phase in TERMINAL_PHASES:
-            logger.debug(f"generation {gen} already finished ({prev.phase}): nothing to run")
+            log.debug("%s/%s: generation %d finished (%s)", *key, gen, prev.phase)
             return
         try:
             spec = validate(search)
-        except InvalidSpec as err:
+        except InvalidSpecError as err:
             raise kopf.PermanentError(str(err)) from None
         ref = children.SearchRef(search.name, search.namespace, search.uid, gen)
         config_map = children.config_map(ref, spec)
@@ -99,22 +101,26 @@ class Reconciler:
         kopf.adopt([config_map, job], owner=body)
         stale = [j for j in idx.jobs.get(key, ()) if j.generation not in (None, gen)]
         for old in stale:  # a copy: the index changes while this awaits
-            await self._delete_generation(body, search, old, logger)
+            await self._delete_generation(body, search, old)
         try:
-            await self.kube.create(config_map)
-            created = await self.kube.create(job)
-        except Rejected as err:
+            # Together: a pod waits for its ConfigMap, so the order does not matter.
+            _, created = await asyncio.gather(self.kube.create(config_map), self.kube.create(job))
+        except RejectedError as err:
             self._rejected[key] = (gen, str(err))
             raise kopf.PermanentError(f"the API server refused the trial Job: {err}") from None
+        # The Job exists now; until its watch event arrives, the status says so anyway:
+        # one status write per new search instead of one before and one after.
+        self._known_jobs[key] = ObservedJob.placeholder(job["metadata"]["name"], gen)
         if created:
-            logger.info(
-                f"created Job {job['metadata']['name']}: {spec.training.seeds} trial(s), "
-                f"{spec.training.parallelism} at once"
+            log.info(
+                "%s/%s: created Job %s: %d trial(s), %d at once",
+                *key,
+                job["metadata"]["name"],
+                spec.training.seeds,
+                spec.training.parallelism,
             )
 
-    async def _delete_generation(
-        self, body: Any, search: ObservedSearch, old: ObservedJob, logger: Logger
-    ) -> None:
+    async def _delete_generation(self, body: Any, search: ObservedSearch, old: ObservedJob) -> None:
         assert old.generation is not None
         await self.kube.delete("Job", search.namespace, old.name)
         await self.kube.delete(
@@ -124,10 +130,10 @@ class Reconciler:
             f"spec changed: generation {search.generation} restarts the search; "
             f"Job {old.name} (generation {old.generation}) deleted"
         )
-        logger.info(message)
-        kopf.info(body, reason="Restarted", message=message)
+        log.info("%s/%s: %s", search.namespace, search.name, message)
+        kopf.event(body, type="Normal", reason="Restarted", message=message)
 
-    async def sync_status(self, key: Key, idx: Indexes, logger: Logger) -> None:
+    async def sync_status(self, key: Key, idx: Indexes) -> None:
         if key in self._running:
             self._dirty.add(key)  # the running sync goes round once more
             return
@@ -135,25 +141,39 @@ class Reconciler:
         try:
             while True:
                 self._dirty.discard(key)
-                await self._sync_once(key, idx, logger)
+                if not await self._sync_once(key, idx):
+                    # Our view of the search is older than the server's: its watch event
+                    # is on the way and refreshes the index. Not waiting for it here:
+                    # kopf updates a search's index in the same worker that may be
+                    # running this very call.
+                    self._retry_later(key, idx, CONFLICT_PAUSE)
+                    break
                 if key not in self._dirty:
                     break
         except Exception as err:
             self.metrics.reconcile_errors.labels("status").inc()
-            logger.warning(f"could not update the status ({err}); retrying soon")
-            self._retry_later(key, idx, logger)
+            log.warning("%s/%s: could not update the status (%s); retrying soon", *key, err)
+            self._retry_later(key, idx, self.config.retry_delay)
         finally:
             self._running.discard(key)
 
-    async def _sync_once(self, key: Key, idx: Indexes, logger: Logger) -> None:
+    async def _sync_once(self, key: Key, idx: Indexes) -> bool:
+        """Write the status if it changed; False if the write lost to a newer version."""
         search = next(iter(idx.searches.get(key, ())), None)
         if search is None:
-            return  # deleted: its children go with their owner references
+            return True  # deleted: its children go with their owner references
         with self.metrics.reconciling("status"):
             rejected = self._rejected.get(key)
+            jobs = list(idx.jobs.get(key, ()))
+            known = self._known_jobs.get(key)
+            if known is not None:
+                if any(j.generation == known.generation for j in jobs):
+                    del self._known_jobs[key]  # the watch has caught up
+                else:
+                    jobs.append(known)
             status = compute_status(
                 search,
-                list(idx.jobs.get(key, ())),
+                jobs,
                 list(idx.pods.get(key, ())),
                 now=self._clock(),
                 rejected=rejected[1] if rejected and rejected[0] == search.generation else None,
@@ -165,25 +185,26 @@ class Reconciler:
                     written = await self.kube.patch_search_status(
                         search.namespace, search.name, search.resource_version, patch
                     )
-                except Conflict:
-                    logger.debug("status view was stale; the newer event syncs again")
-                    return
+                except ConflictError:
+                    log.debug("%s/%s: the status view was stale; syncing again", *key)
+                    return False
                 if not written:
-                    return
+                    return True
                 self.metrics.count_trials(previous_status(search), status)
                 if "phase" in patch:
-                    logger.info(f"phase {status.phase}: {status.message}")
+                    log.info("%s/%s: phase %s: %s", *key, status.phase, status.message)
             self.metrics.set_phase(search.uid, status.phase)
+        return True
 
-    def _retry_later(self, key: Key, idx: Indexes, logger: Logger) -> None:
+    def _retry_later(self, key: Key, idx: Indexes, delay: float) -> None:
         if key in self._retrying:
             return
         self._retrying.add(key)
 
         async def retry() -> None:
-            await asyncio.sleep(self.config.retry_delay)
+            await asyncio.sleep(delay)
             self._retrying.discard(key)
-            await self.sync_status(key, idx, logger)
+            await self.sync_status(key, idx)
 
         task = asyncio.get_running_loop().create_task(retry())
         self._tasks.add(task)
@@ -192,4 +213,5 @@ class Reconciler:
     def forget(self, key: Key, uid: str) -> None:
         """The search is gone: drop what is kept about it."""
         self._rejected.pop(key, None)
+        self._known_jobs.pop(key, None)
         self.metrics.forget(uid)

@@ -88,7 +88,10 @@ class TransferSearchStatus(_Status):
         default_factory=list,
         max_length=64,
         description="Finished trials by index.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["trial"]},
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["trial"],
+        },
     )
     best_trial: int | None = Field(None, ge=0, description="The trial with the best metric.")
     best_arch: str | None = Field(None, max_length=256, description="Best architecture found.")

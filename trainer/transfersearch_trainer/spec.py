@@ -210,9 +210,7 @@ class Resources(_Model):
     tolerations: list[Toleration] = Field(
         default_factory=list, description="Taints trial pods tolerate."
     )
-    priority_class_name: str | None = Field(
-        None, description="PriorityClass of the trial pods."
-    )
+    priority_class_name: str | None = Field(None, description="PriorityClass of the trial pods.")
 
 
 class S3Settings(_Model):
