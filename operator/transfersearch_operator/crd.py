@@ -37,7 +37,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Source", "type": "string", "jsonPath": ".status.source"},
     {
         "name": "Trials",
-        "type": "string",
+        "type": "integer",
         "jsonPath": ".status.trials.succeeded",
         "description": "Trials finished",
         "priority": 1,
