@@ -95,10 +95,10 @@ class Kubelet:
         termination = home / "termination-log"
         termination.write_text("")
         paths[container["terminationMessagePath"]] = termination
+        # The image's environment is this machine's already; the pod's names container paths.
         env = {**self.image_env, "JOB_COMPLETION_INDEX": str(index)}
         for var in container.get("env", []):
-            env[var["name"]] = await self._env_value(var)
-        env = {k: _translate(v, paths) for k, v in env.items()}
+            env[var["name"]] = _translate(await self._env_value(var), paths)
         for config in (home / "volumes").rglob("*"):
             if config.is_file() and config.parent.name.startswith("configmap-"):
                 config.write_text(_translate(config.read_text(), paths))

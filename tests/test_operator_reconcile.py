@@ -215,16 +215,20 @@ async def test_a_usage_error_fails_without_spending_the_budget(
     assert "bad agent" in status["message"]
 
 
+async def half_done(k8s: ClusterEmulator, api: Api) -> tuple[JobController, dict[str, Any]]:
+    """A running search of two trials: trial 0 succeeded, trial 1's pod running."""
+    await api.create(SEARCHES, manifest("s", training={"seeds": 2, "parallelism": 2}))
+    await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
+    kubelet = JobController(api, NS, "s-g1")
+    await kubelet.run(0, Trial.summary(0, 45.0))
+    running = await kubelet.start(1)
+    await phase(k8s, "s", "Running", trials={"total": 2, "active": 1, "succeeded": 1, "failed": 0})
+    return kubelet, running
+
+
 async def test_operator_restart_resumes_without_duplicates(k8s: ClusterEmulator, api: Api) -> None:
     async with operator(str(k8s.url)):
-        await api.create(SEARCHES, manifest("s", training={"seeds": 2, "parallelism": 2}))
-        await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
-        kubelet = JobController(api, NS, "s-g1")
-        await kubelet.run(0, Trial.summary(0, 45.0))
-        second = await kubelet.start(1)
-        await phase(
-            k8s, "s", "Running", trials={"total": 2, "active": 1, "succeeded": 1, "failed": 0}
-        )
+        kubelet, second = await half_done(k8s, api)
     # The operator is down; the trial goes on and ends meanwhile.
     await kubelet.finish(second, Trial.summary(1, 47.0))
     job_versions = len(stored(k8s, "jobs", "s-g1").history)
@@ -275,14 +279,7 @@ async def test_invalid_spec_fails_once_with_the_field_named(k8s: ClusterEmulator
 
 async def test_spec_change_restarts_with_a_new_job(k8s: ClusterEmulator, api: Api) -> None:
     async with operator(str(k8s.url)):
-        await api.create(SEARCHES, manifest("s", training={"seeds": 2, "parallelism": 1}))
-        await wait_for("the Job", lambda: k8s.get(JOBS, NS, "s-g1"))
-        old = JobController(api, NS, "s-g1")
-        await old.run(0, Trial.summary(0, 45.0))
-        running = await old.start(1)
-        await phase(
-            k8s, "s", "Running", trials={"total": 2, "active": 1, "succeeded": 1, "failed": 0}
-        )
+        old, running = await half_done(k8s, api)
 
         # A label change is not a spec change: nothing restarts.
         await api.patch(SEARCHES, NS, "s", {"metadata": {"labels": {"team": "nas"}}})
@@ -327,3 +324,16 @@ async def test_delete_needs_no_operator_and_leaves_owned_children(
         assert child is not None
         assert child["metadata"]["ownerReferences"][0]["uid"] == created["metadata"]["uid"]
     assert list(k8s.live(JOBS, NS)) == ["s-g1"]  # nothing recreated after the deletion
+
+
+async def test_an_invalid_spec_change_stops_the_running_generation(
+    k8s: ClusterEmulator, api: Api
+) -> None:
+    async with operator(str(k8s.url)):
+        await half_done(k8s, api)
+        await api.patch(SEARCHES, NS, "s", {"spec": {"training": {"seeds": 1}}})  # < parallelism
+        status = await phase(k8s, "s", "Failed", observedGeneration=2)
+        await wait_for("the old Job gone", lambda: k8s.get(JOBS, NS, "s-g1") is None)
+    assert k8s.live(JOBS, NS) == {}
+    assert condition(status, "Failed")["reason"] == "InvalidSpec"
+    assert "training.parallelism cannot exceed training.seeds" in status["message"]

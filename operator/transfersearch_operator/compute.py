@@ -23,7 +23,14 @@ from transfersearch_trainer.spec import (
 
 from .children import child_name, source_description
 from .observed import ObservedJob, ObservedPod, ObservedSearch
-from .status import MAX_MESSAGE, Condition, TransferSearchStatus, TrialCounts, TrialResult
+from .status import (
+    CONDITION_TYPES,
+    MAX_MESSAGE,
+    Condition,
+    TransferSearchStatus,
+    TrialCounts,
+    TrialResult,
+)
 
 _SUMMARY_FIELDS = {f.alias or n for n, f in TrialSummary.model_fields.items()}
 _JOB_FAILED = ("Failed", "FailureTarget")
@@ -97,22 +104,17 @@ def compute_status(
         "config_map_name": name,
         "source": source_description(spec),
     }
-    if job is None and rejected is not None:
-        message = _clip(f"the API server refused Job {name}: {rejected}")
-        conditions.set("Created", "False", "JobRejected", message)
-        conditions.set("Failed", "True", "JobRejected", message)
-        return TransferSearchStatus(
-            phase="Failed",
-            message=message,
-            conditions=conditions.items(),
-            trials=TrialCounts(total=spec.training.seeds),
-            **base,
-        )
     if job is None:
-        message = f"creating Job {name} for {spec.training.seeds} trial(s)"
-        conditions.set("Created", "False", "Creating", message)
+        if rejected is None:
+            phase, reason = "Pending", "Creating"
+            message = f"creating Job {name} for {spec.training.seeds} trial(s)"
+        else:
+            phase, reason = "Failed", "JobRejected"
+            message = _clip(f"the API server refused Job {name}: {rejected}")
+            conditions.set("Failed", "True", reason, message)
+        conditions.set("Created", "False", reason, message)
         return TransferSearchStatus(
-            phase="Pending",
+            phase=phase,
             message=message,
             conditions=conditions.items(),
             trials=TrialCounts(total=spec.training.seeds),
@@ -295,7 +297,8 @@ class _Conditions:
         )
 
     def items(self) -> list[Condition]:
-        return list(self._items.values())
+        """In a fixed order (Created, Running, Succeeded, Failed), so equal sets compare equal."""
+        return sorted(self._items.values(), key=lambda c: CONDITION_TYPES.index(c.type))
 
 
 def _clip(text: str, limit: int = MAX_MESSAGE) -> str:

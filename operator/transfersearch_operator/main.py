@@ -28,10 +28,11 @@ def run(
     peering: str | None = None,
     metrics_port: int = 8000,
     liveness_port: int = 8080,
-    default_image: str = DEFAULT_IMAGE,
+    default_image: str | None = None,
     verbose: bool = False,
 ) -> None:
     """Run until SIGTERM/SIGINT. Ports set to 0 are not served."""
+    default_image = default_image or DEFAULT_IMAGE
     if bool(namespaces) == all_namespaces:
         raise TransferSearchError(
             "give the namespaces to serve (--namespace NS, repeatable, globs allowed) "

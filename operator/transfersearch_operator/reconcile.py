@@ -9,7 +9,7 @@ its pods go, and the status starts over for the new generation.
 `sync_status` runs on every event of the search, its Jobs and its pods. It
 recomputes the status from kopf's in-memory indexes and writes what differs
 with a resourceVersion precondition: a stale view loses with a 409 instead of
-overwriting newer news, and the event that made it stale triggers another sync.
+overwriting newer news, and is tried again once the watch has caught up.
 Syncs of one search never overlap; events arriving meanwhile fold into one rerun.
 """
 
@@ -51,7 +51,11 @@ def utcnow() -> str:
 
 
 class Reconciler:
-    """Shared by all handlers through kopf's memo; holds no state the cluster lacks."""
+    """Shared by all handlers through kopf's memo.
+
+    It keeps no state of its own beyond hints the cluster confirms or outdates:
+    a Job just created, a Job the server refused.
+    """
 
     def __init__(
         self,
@@ -91,6 +95,11 @@ class Reconciler:
         if prev and prev.observed_generation == gen and prev.phase in TERMINAL_PHASES:
             log.debug("%s/%s: generation %d finished (%s)", *key, gen, prev.phase)
             return
+        # Older generations go first, even when the new spec turns out invalid:
+        # what runs must be what the spec says, or nothing.
+        stale = [j for j in idx.jobs.get(key, ()) if j.generation not in (None, gen)]
+        for old in stale:  # a copy: the index changes while this awaits
+            await self._delete_generation(body, search, old)
         try:
             spec = validate(search)
         except InvalidSpecError as err:
@@ -99,9 +108,6 @@ class Reconciler:
         config_map = children.config_map(ref, spec)
         job = children.job(ref, spec, spec.image or self.config.default_image)
         kopf.adopt([config_map, job], owner=body)
-        stale = [j for j in idx.jobs.get(key, ()) if j.generation not in (None, gen)]
-        for old in stale:  # a copy: the index changes while this awaits
-            await self._delete_generation(body, search, old)
         try:
             # Together: a pod waits for its ConfigMap, so the order does not matter.
             _, created = await asyncio.gather(self.kube.create(config_map), self.kube.create(job))
@@ -150,8 +156,7 @@ class Reconciler:
                     break
                 if key not in self._dirty:
                     break
-        except Exception as err:
-            self.metrics.reconcile_errors.labels("status").inc()
+        except Exception as err:  # counted by metrics.reconciling
             log.warning("%s/%s: could not update the status (%s); retrying soon", *key, err)
             self._retry_later(key, idx, self.config.retry_delay)
         finally:

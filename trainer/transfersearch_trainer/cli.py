@@ -265,17 +265,16 @@ def operator_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
     """Run the Kubernetes operator that turns TransferSearch resources into trainer Jobs."""
-    from transfersearch_operator.config import DEFAULT_IMAGE
     from transfersearch_operator.main import run
 
     run(
-        namespaces=namespace or [],
-        all_namespaces=all_namespaces,
-        peering=peering,
-        metrics_port=metrics_port,
-        liveness_port=liveness_port,
-        default_image=trainer_image or DEFAULT_IMAGE,
-        verbose=verbose,
+        namespace or [],
+        all_namespaces,
+        peering,
+        metrics_port,
+        liveness_port,
+        trainer_image,
+        verbose,
     )
 
 
