@@ -15,7 +15,7 @@ ifeq ($(strip $(TRANSFERSEARCH_DATA)),)
   endif
 endif
 
-.PHONY: install demo test lint pytest bench clean
+.PHONY: install demo test lint pytest bench clean crds kubectl
 
 install: $(STAMP)
 
@@ -32,8 +32,18 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: install
+pytest: install kubectl
 	$(BIN)/pytest
+
+# The operator's process test drives it with kubectl; Debian ships it as kubernetes-client.
+kubectl:
+	@command -v kubectl >/dev/null || { [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null; } \
+	  || echo "kubectl is missing: install Debian's kubernetes-client"
+
+# The CRD is generated from the pydantic models; a test fails when this is stale.
+crds: install
+	$(BIN)/python -m transfersearch_operator.crd > crds/transfersearch.io_transfersearches.yaml
 
 test: lint pytest
 

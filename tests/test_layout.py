@@ -25,6 +25,7 @@ def test_no_package_named_operator() -> None:
 def test_light_modules_do_not_import_torch() -> None:
     code = (
         "import sys, transfersearch_operator, transfersearch_trainer.cli, "
+        "transfersearch_operator.main, transfersearch_operator.crd, "
         "transfersearch_trainer.loaders, transfersearch_trainer.env, "
         "transfersearch_trainer.baselines; "
         "print('torch' in sys.modules)"

@@ -673,6 +673,43 @@ def run(
     )
 
 
+@app.command("operator")
+def operator_cmd(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Namespace to serve (repeatable; globs allowed)."),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace.")
+    ] = False,
+    peering: Annotated[
+        str | None,
+        typer.Option(help="kopf peering name (replicas with one active); default: standalone."),
+    ] = None,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port; 0: off.")] = 8000,
+    liveness_port: Annotated[int, typer.Option(help="/healthz port for probes; 0: off.")] = 8080,
+    trainer_image: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRANSFERSEARCH_TRAINER_IMAGE", help="Trainer image when a spec names none."
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Run the Kubernetes operator that turns TransferSearch resources into trainer Jobs."""
+    from transfersearch_operator.main import run
+
+    run(
+        namespace or [],
+        all_namespaces,
+        peering,
+        metrics_port,
+        liveness_port,
+        trainer_image,
+        verbose,
+    )
+
+
 def main() -> None:
     try:
         app()

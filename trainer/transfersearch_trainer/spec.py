@@ -58,7 +58,9 @@ class _Model(BaseModel):
 class BenchmarkRef(_Model):
     """Which tabular benchmark stands in for training networks, and where its files are."""
 
-    name: Literal["transnas-bench-101"] = "transnas-bench-101"
+    name: Literal["transnas-bench-101"] = Field(
+        "transnas-bench-101", description="Benchmark (only TransNAS-Bench-101 so far)."
+    )
     space: Literal["micro", "macro"] = Field("micro", description="Search space.")
     data: str | None = Field(
         None,
@@ -68,6 +70,8 @@ class BenchmarkRef(_Model):
 
 
 class SourceCandidate(_Model):
+    """One pretrained agent that `agent: auto` may choose."""
+
     agent: str = Field(description="Agent folder: s3:// URI or path.")
     digest: str | None = Field(
         None, pattern=DIGEST_PATTERN, description="sha256:<hex> of the weights."
@@ -77,6 +81,27 @@ class SourceCandidate(_Model):
 
 class Source(_Model):
     """The pretrained agent to transfer from, or how to make one."""
+
+    # The CRD's CEL mirror of _auto_needs_candidates, so the API server refuses it too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.agent) || self.agent != 'auto' || "
+                    "(has(self.candidates) && size(self.candidates) > 0)",
+                    "message": "source.agent is 'auto': list the agents to choose from "
+                    "in source.candidates",
+                    "fieldPath": ".candidates",
+                },
+                {
+                    "rule": "!has(self.candidates) || size(self.candidates) == 0 || "
+                    "(has(self.agent) && self.agent == 'auto')",
+                    "message": "source.candidates is only used with source.agent: auto",
+                    "fieldPath": ".candidates",
+                },
+            ]
+        }
+    )
 
     task: TaskName | None = Field(
         None, description="Source task; an agent is pretrained on it when `agent` is not given."
@@ -110,10 +135,14 @@ class Source(_Model):
 
 
 class Target(_Model):
+    """What the search is for."""
+
     task: TaskName = Field(description="The task to search architectures for.")
 
 
 class Transfer(_Model):
+    """How the source agent's weights are reused on the target task."""
+
     mode: TransferMode = Field(
         "finetune",
         description="scratch: no source; finetune: all weights start from the source; "
@@ -122,6 +151,8 @@ class Transfer(_Model):
 
 
 class Training(_Model):
+    """The agent's training on the target task, split into independent trials."""
+
     steps: int = Field(5000, ge=0, le=10_000_000, description="Learner steps on the target task.")
     target_evaluations: int | None = Field(
         None,
@@ -136,6 +167,8 @@ class Training(_Model):
 
 
 class Evaluation(_Model):
+    """How the trained agent is scored: greedy searches at a fixed budget."""
+
     budget: int = Field(50, ge=2, le=3256, description="Evaluations per search.")
     searches: int = Field(
         200, ge=1, le=100_000, description="Independent searches from random starts."
@@ -150,27 +183,43 @@ class Evaluation(_Model):
 
 
 class Toleration(_Model):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    """A Kubernetes pod toleration, copied to every trial pod."""
+
+    key: str | None = Field(None, description="Taint key; unset with Exists: every taint.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="Default: Equal.")
+    value: str | None = Field(None, description="Taint value (operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect; unset: all effects."
+    )
+    toleration_seconds: int | None = Field(
+        None, description="How long a NoExecute taint is tolerated."
+    )
 
 
 class Resources(_Model):
+    """What each trial pod asks the cluster for, and where it may run."""
+
     gpu: int = Field(0, ge=0, le=16, description="nvidia.com/gpu per trial pod.")
-    cpu: Annotated[str, Field(pattern=QUANTITY_PATTERN)] = "2"
-    memory: Annotated[str, Field(pattern=QUANTITY_PATTERN)] = "4Gi"
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[Toleration] = Field(default_factory=list)
-    priority_class_name: str | None = None
+    cpu: Annotated[str, Field(pattern=QUANTITY_PATTERN, description="CPU request.")] = "2"
+    memory: Annotated[
+        str, Field(pattern=QUANTITY_PATTERN, description="Memory request and limit.")
+    ] = "4Gi"
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels a trial pod requires."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints trial pods tolerate."
+    )
+    priority_class_name: str | None = Field(None, description="PriorityClass of the trial pods.")
 
 
 class S3Settings(_Model):
+    """Where agents and results are stored; credentials only by Secret name."""
+
     endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, Ceph...); unset: AWS.")
     bucket: str = Field(min_length=3, max_length=63, description="Bucket for agents and results.")
     prefix: str = Field("transfersearch", description="Key prefix inside the bucket.")
-    region: str | None = None
+    region: str | None = Field(None, description="S3 region; unset: the client's default.")
     credentials_secret: str | None = Field(
         None,
         pattern=NAME_PATTERN,
@@ -179,6 +228,8 @@ class S3Settings(_Model):
 
 
 class Alerts(_Model):
+    """Thresholds the trainer's metrics are alerted on."""
+
     drift_threshold: float = Field(
         0.1,
         gt=0,
@@ -191,6 +242,28 @@ class Alerts(_Model):
 
 
 class TransferSearchSpec(_Model):
+    """A transfer search: which agent, which target, how to train and score, and where."""
+
+    # CEL mirrors of _source_for_mode, so the API server refuses these before the operator.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.training.parallelism <= self.training.seeds",
+                    "message": "training.parallelism cannot exceed training.seeds",
+                    "fieldPath": ".training.parallelism",
+                },
+                {
+                    "rule": "self.transfer.mode == 'scratch' || has(self.source.agent) || "
+                    "has(self.source.task)",
+                    "message": "transfer.mode is not scratch: give source.agent (a pretrained "
+                    "agent) or source.task (pretrain one), or use mode scratch",
+                    "fieldPath": ".source",
+                },
+            ]
+        }
+    )
+
     benchmark: BenchmarkRef = Field(default_factory=BenchmarkRef)
     source: Source = Field(default_factory=Source)
     target: Target

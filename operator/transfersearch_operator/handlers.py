@@ -1,0 +1,97 @@
+"""kopf handlers: one small function per concern, registered into a given registry.
+
+A registry argument (instead of kopf's global one) lets each test, and each
+operator process, start from a clean set of handlers. Indexes summarise the
+watched objects (searches, trial Jobs, trial pods) per search; every event of
+any of them re-syncs that search's status; create/resume/spec-update ensure
+the current generation's children exist. No handler needs a finalizer:
+children are deleted by Kubernetes' garbage collector through their owner
+references, so a search is deleted even while the operator is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from transfersearch_trainer.spec import API_GROUP, API_VERSION, PLURAL
+
+from .children import SEARCH_LABEL
+from .observed import ObservedJob, ObservedPod, ObservedSearch
+from .reconcile import Indexes, Key, Reconciler
+
+SEARCHES = (API_GROUP, API_VERSION, PLURAL)
+CHILD_LABELS = {SEARCH_LABEL: kopf.PRESENT}
+
+
+def _reconciler(memo: Any) -> Reconciler:
+    reconciler: Reconciler = memo.reconciler
+    return reconciler
+
+
+def _indexes(kwargs: dict[str, Any]) -> Indexes:
+    return Indexes(
+        searches=kwargs["search_index"], jobs=kwargs["job_index"], pods=kwargs["pod_index"]
+    )
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Add the operator's handlers to `registry`."""
+
+    @kopf.index(*SEARCHES, id="search_index", registry=registry)
+    async def search_index(body: Any, namespace: str | None, name: str, **_: Any) -> dict[Key, Any]:
+        return {(namespace or "", name): ObservedSearch.from_body(body)}
+
+    @kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS, id="job_index", registry=registry)
+    async def job_index(body: Any, namespace: str | None, labels: Any, **_: Any) -> dict[Key, Any]:
+        return {(namespace or "", labels[SEARCH_LABEL]): ObservedJob.from_body(body)}
+
+    @kopf.index("", "v1", "pods", labels=CHILD_LABELS, id="pod_index", registry=registry)
+    async def pod_index(body: Any, namespace: str | None, labels: Any, **_: Any) -> dict[Key, Any]:
+        return {(namespace or "", labels[SEARCH_LABEL]): ObservedPod.from_body(body)}
+
+    @kopf.on.create(*SEARCHES, id="children", registry=registry)
+    @kopf.on.resume(*SEARCHES, id="children-resume", registry=registry)
+    @kopf.on.update(*SEARCHES, field="spec", id="children-update", registry=registry)
+    async def ensure_children(body: Any, memo: Any, **kw: Any) -> None:
+        await _reconciler(memo).ensure_children(body, _indexes(kw))
+
+    @kopf.on.event(*SEARCHES, id="search-status", registry=registry)
+    async def search_changed(
+        type: str, body: Any, namespace: str | None, name: str, memo: Any, **kw: Any
+    ) -> None:
+        reconciler = _reconciler(memo)
+        key = (namespace or "", name)
+        if type == "DELETED":
+            reconciler.forget(key, body.get("metadata", {}).get("uid", ""))
+            return
+        status = body.get("status") or {}
+        if status.get("observedGeneration") != body.get("metadata", {}).get("generation"):
+            return  # a new generation: the children handler writes its first status
+        await reconciler.sync_status(key, _indexes(kw))
+
+    @kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS, id="job-status", registry=registry)
+    @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, id="pod-status", registry=registry)
+    async def child_changed(namespace: str | None, labels: Any, memo: Any, **kw: Any) -> None:
+        key = (namespace or "", labels[SEARCH_LABEL])
+        await _reconciler(memo).sync_status(key, _indexes(kw))
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Settings every run uses: progress in annotations, server-side child filtering."""
+    # The status is typed (structural schema): kopf's own bookkeeping goes to
+    # annotations, where it cannot be pruned or clash with the status fields.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="transfersearch.io"
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="transfersearch.io", key="last-handled-configuration"
+    )
+    # Events for problems and restarts only: one per successful handler is noise,
+    # and API load at scale.
+    settings.posting.level = logging.WARNING
+    # Only the operator's own Jobs and pods travel over the watch streams.
+    settings.watching.label_selectors["batch", "jobs"] = SEARCH_LABEL
+    settings.watching.label_selectors["v1", "pods"] = SEARCH_LABEL

@@ -1,0 +1,166 @@
+"""The child objects a search owns: every security, resource and scheduling field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transfersearch_operator import children
+from transfersearch_operator.children import SearchRef, child_name
+from transfersearch_trainer.jobconfig import JobConfig
+from transfersearch_trainer.spec import TransferSearchSpec, load_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = SearchRef(name="segmentsemantic-gpu", namespace="research", uid="u-1", generation=3)
+
+
+def example_spec(name: str) -> TransferSearchSpec:
+    return load_manifest(ROOT / "examples" / name).spec
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    containers = job["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def test_gpu_job_spec() -> None:
+    spec = example_spec("gpu.yaml")
+    job = children.job(REF, spec, image="registry.example/trainer:1")
+    assert job["metadata"]["name"] == "segmentsemantic-gpu-g3"
+    js = job["spec"]
+    assert js["completionMode"] == "Indexed"
+    assert (js["completions"], js["parallelism"], js["backoffLimit"]) == (4, 2, 3)
+    rules = js["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"] == {"containerName": "trainer", "operator": "In", "values": [2]}
+    assert rules[1] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["transfersearch.io/search"] == "segmentsemantic-gpu"
+    assert labels["transfersearch.io/generation"] == "3"
+
+    pod = js["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["priorityClassName"] == "research-high"
+
+    c = container(job)
+    assert c["image"] == "registry.example/trainer:1"
+    assert c["command"] == ["transfersearch", "train", "--config", "/etc/transfersearch/job.json"]
+    assert c["securityContext"] == {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert c["resources"] == {
+        "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+        "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"},
+    }
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert mounts["/etc/transfersearch"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "segmentsemantic-gpu-g3"
+    for writable in ("/tmp", "/var/cache/transfersearch"):
+        assert "emptyDir" in volumes[mounts[writable]["name"]]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["HOME"]["value"] == "/tmp"
+    assert "JOB_COMPLETION_INDEX" not in env  # the Job controller injects it
+
+
+def test_cpu_job_has_no_gpu_and_no_gpu_toleration() -> None:
+    job = children.job(REF, example_spec("scratch.yaml"), image="t")
+    pod = job["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in json.dumps(job)
+    assert "tolerations" not in pod
+    assert "nodeSelector" not in pod
+    assert container(job)["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"memory": "1Gi"},
+    }
+
+
+def test_gpu_toleration_is_added_when_missing() -> None:
+    gpu = example_spec("gpu.yaml").model_dump(by_alias=True)
+    spec = TransferSearchSpec.model_validate({**gpu, "resources": {"gpu": 2}})
+    pod = children.job(REF, spec, image="t")["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
+def test_s3_credentials_only_by_secret_reference() -> None:
+    spec = example_spec("finetune.yaml")
+    job = children.job(REF, spec, image="t")
+    env = {e["name"]: e for e in container(job)["env"]}
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key] == {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {"name": "transfersearch-s3", "key": key, "optional": False}
+            },
+        }
+    assert env["AWS_SESSION_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["TRANSFERSEARCH_S3_ENDPOINT"]["value"] == "http://minio.transfersearch.svc:9000"
+    config_map = children.config_map(REF, spec)
+    assert "AWS_" not in json.dumps(config_map)
+    assert not any("value" in e and e["name"].startswith("AWS_") for e in env.values())
+
+
+def test_config_map_holds_the_job_config() -> None:
+    spec = example_spec("finetune.yaml")
+    config_map = children.config_map(REF, spec)
+    assert config_map["metadata"]["name"] == "segmentsemantic-gpu-g3"
+    config = JobConfig.model_validate_json(config_map["data"]["job.json"])
+    assert config.spec == spec
+    assert (config.search, config.namespace, config.uid) == (
+        "segmentsemantic-gpu",
+        "research",
+        "u-1",
+    )
+    assert config.output == "s3://transfersearch/team-nas/runs/research/segmentsemantic-gpu/g3"
+    local = children.job_config(REF, example_spec("scratch.yaml"))
+    assert local.output == "/var/cache/transfersearch/runs/research/segmentsemantic-gpu/g3"
+
+
+def test_child_names_are_deterministic_bounded_and_distinct() -> None:
+    assert child_name("a", 1) == "a-g1"
+    long_a = "x" * 60 + "a"
+    long_b = "x" * 60 + "b"
+    for generation in (1, 12345):
+        a = child_name(long_a, generation)
+        assert a == child_name(long_a, generation)
+        assert len(a) <= 52
+        assert a.endswith(f"-g{generation}")
+        assert a != child_name(long_b, generation)
+
+
+def test_source_words_for_the_printer_column() -> None:
+    words = {
+        name: children.source_description(example_spec(name))
+        for name in ("scratch.yaml", "auto-source.yaml", "finetune.yaml", "freeze-encoder.yaml")
+    }
+    assert words == {
+        "scratch.yaml": "scratch",
+        "auto-source.yaml": "auto (3 candidates)",
+        "finetune.yaml": "s3://transfersearch/agents/class_scene/micro",
+        "freeze-encoder.yaml": "pretrain on class_scene",
+    }

@@ -1,0 +1,248 @@
+"""The CRD: generated from the models, structural, and in agreement with them.
+
+The examples are checked the way an API server would check them (defaults,
+then the OpenAPI schema, then the CEL rules) and the way the operator does
+(the pydantic model), and the CEL rules are checked to refuse what the
+model's cross-field validators refuse.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import celpy
+import jsonschema
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from transfersearch_operator.crd import (
+    CRD_FILE,
+    PRINTER_COLUMNS,
+    custom_resource_definition,
+    render,
+)
+from transfersearch_operator.schema import SchemaError, structural_schema
+from transfersearch_trainer.errors import TransferSearchError
+from transfersearch_trainer.spec import TRANSFER_MODES, load_manifest, parse_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+CRD = custom_resource_definition()
+VERSION = CRD["spec"]["versions"][0]
+SCHEMA = VERSION["schema"]["openAPIV3Schema"]
+
+
+def test_checked_in_crd_is_up_to_date() -> None:
+    checked_in = (ROOT / CRD_FILE).read_text()
+    assert checked_in == render(), f"{CRD_FILE} is stale: run `make crds` and commit it"
+
+
+def walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    nodes = [(path, node)]
+    for name, child in node.get("properties", {}).items():
+        nodes += walk(child, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            nodes += walk(node[key], f"{path}[{key}]")
+    return nodes
+
+
+def test_schema_is_structural() -> None:
+    for path, node in walk(SCHEMA):
+        assert "type" in node, f"{path}: no type"
+        for banned in ("$ref", "anyOf", "allOf", "oneOf", "not", "$defs", "title", "const"):
+            assert banned not in node, f"{path}: {banned} is not structural"
+        assert not ("properties" in node and "additionalProperties" in node), path
+        assert node.get("additionalProperties") is not False, path
+        if "default" in node:
+            validator = jsonschema.Draft4Validator(node)
+            assert validator.is_valid(node["default"]), f"{path}: default fails its own schema"
+
+
+def test_crd_names_scope_subresources_and_columns() -> None:
+    spec = CRD["spec"]
+    assert CRD["metadata"]["name"] == "transfersearches.transfersearch.io"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"]["shortNames"] == ["ts"]
+    assert spec["names"]["kind"] == "TransferSearch"
+    assert VERSION["subresources"] == {"status": {}}
+    names = [c["name"] for c in PRINTER_COLUMNS]
+    for wanted in ("Phase", "Target", "Source", "Best", "GPU-Seconds", "Age"):
+        assert wanted in names
+    for column in PRINTER_COLUMNS:  # every column points at a field the schema has
+        node = SCHEMA
+        for part in column["jsonPath"].strip(".").split("."):
+            node = node["properties"][part] if part in node.get("properties", {}) else {}
+        assert node or column["jsonPath"] == ".metadata.creationTimestamp", column
+    conditions = SCHEMA["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def with_defaults(schema: dict[str, Any], obj: Any) -> Any:
+    """Structural defaulting as the API server does it, before validation."""
+    if not isinstance(obj, dict) or "properties" not in schema:
+        return obj
+    out = dict(obj)
+    for name, prop in schema["properties"].items():
+        if name not in out and "default" in prop:
+            out[name] = copy.deepcopy(prop["default"])
+        if name in out:
+            out[name] = with_defaults(prop, out[name])
+    return out
+
+
+def unknown_fields(schema: dict[str, Any], obj: Any, path: str = "") -> list[str]:
+    """Fields the server would prune (kubectl's strict validation refuses them)."""
+    if isinstance(obj, list) and "items" in schema:
+        return [
+            f for i, item in enumerate(obj) for f in unknown_fields(schema["items"], item, path)
+        ]
+    if not isinstance(obj, dict) or schema.get("type") != "object":
+        return []
+    if "additionalProperties" in schema:
+        extra = schema["additionalProperties"]
+        return [f for k, v in obj.items() for f in unknown_fields(extra, v, f"{path}.{k}")]
+    props = schema.get("properties", {})
+    if not props:
+        return []  # metadata: the server's own schema
+    found = [f"{path}.{k}" for k in obj if k not in props]
+    return found + [
+        f for k, v in obj.items() if k in props for f in unknown_fields(props[k], v, f"{path}.{k}")
+    ]
+
+
+def cel_failures(schema: dict[str, Any], obj: Any) -> list[str]:
+    """Messages of the CEL rules the object breaks (rules evaluated where they sit)."""
+    env = celpy.Environment()
+    failed = []
+    for rule in schema.get("x-kubernetes-validations", []):
+        program = env.program(env.compile(rule["rule"]))
+        if not program.evaluate({"self": celpy.json_to_cel(obj)}):
+            failed.append(rule["message"])
+    if isinstance(obj, dict):
+        for name, prop in schema.get("properties", {}).items():
+            if name in obj:
+                failed += cel_failures(prop, obj[name])
+    return failed
+
+
+def server_check(obj: dict[str, Any]) -> list[str]:
+    """What an API server with this CRD says about the object: [] when it accepts it."""
+    defaulted = with_defaults(SCHEMA, obj)
+    problems = [e.message for e in jsonschema.Draft4Validator(SCHEMA).iter_errors(defaulted)]
+    problems += [f"unknown field {f}" for f in unknown_fields(SCHEMA, obj)]
+    return problems + cel_failures(SCHEMA, defaulted)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_is_valid_for_the_model_and_the_crd(path: Path) -> None:
+    load_manifest(path)  # the operator's and `transfersearch run`'s view; raises if invalid
+    assert server_check(yaml.safe_load(path.read_text())) == []
+
+
+def test_examples_cover_every_mode_auto_and_gpu() -> None:
+    specs = [load_manifest(p).spec for p in EXAMPLES]
+    assert {s.transfer.mode for s in specs} == set(TRANSFER_MODES)
+    assert any(s.source.agent == "auto" and s.source.candidates for s in specs)
+    assert any(s.resources.gpu > 0 for s in specs)
+
+
+BASE: dict[str, Any] = {
+    "apiVersion": "transfersearch.io/v1alpha1",
+    "kind": "TransferSearch",
+    "metadata": {"name": "s"},
+    "spec": {"target": {"task": "jigsaw"}, "source": {"task": "class_scene"}},
+}
+
+
+def spec_with(**spec: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    doc["spec"].update(spec)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "cel_message"),
+    [
+        (spec_with(training={"seeds": 2, "parallelism": 3}), "parallelism cannot exceed"),
+        (spec_with(source={"agent": "auto"}), "list the agents to choose from"),
+        (
+            spec_with(source={"agent": "s3://b/a", "candidates": [{"agent": "s3://b/c"}]}),
+            "only used with source.agent: auto",
+        ),
+        (spec_with(source={}), "give source.agent"),
+        ({**BASE, "metadata": {"name": "n" * 64}}, "at most 63 characters"),
+    ],
+)
+def test_cel_rules_refuse_what_the_model_refuses(doc: dict[str, Any], cel_message: str) -> None:
+    with pytest.raises(TransferSearchError):
+        parse_manifest(doc)
+    problems = server_check(doc)
+    assert any(cel_message in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        BASE,
+        spec_with(transfer={"mode": "scratch"}, source={}),
+        spec_with(source={"agent": "auto", "candidates": [{"agent": "s3://b/c"}]}),
+        spec_with(training={"seeds": 4, "parallelism": 4}),
+    ],
+)
+def test_cel_rules_accept_what_the_model_accepts(doc: dict[str, Any]) -> None:
+    parse_manifest(doc)
+    assert server_check(doc) == []
+
+
+def test_schema_refuses_bad_fields_like_the_model() -> None:
+    for doc in (
+        spec_with(target={"task": "jigsaws"}),
+        spec_with(resources={"memory": "lots"}),
+        spec_with(evaluation={"budget": 1}),
+        spec_with(s3={"bucket": "b1", "accessKey": "x"}),
+    ):
+        with pytest.raises(TransferSearchError):
+            parse_manifest(doc)
+        assert server_check(doc), doc
+
+
+def test_converter_bounds_optionals_and_default_factories() -> None:
+    from pydantic import Field
+
+    class Inner(BaseModel):
+        n: int = 1
+
+    class Model(BaseModel):
+        count: int = Field(0, gt=0, lt=10)
+        ratio: float = Field(0.5, gt=0)
+        maybe: str | None = None
+        inner: Inner = Field(default_factory=Inner)
+        optional_inner: Inner | None = None
+        tags: dict[str, str] = Field(default_factory=dict)
+
+    schema = structural_schema(Model)
+    props = schema["properties"]
+    assert (props["count"]["minimum"], props["count"]["maximum"]) == (1, 9)
+    assert props["ratio"] == {
+        "type": "number",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "default": 0.5,
+    }
+    assert props["maybe"] == {"type": "string"}
+    assert props["inner"]["default"] == {}
+    assert "default" not in props["optional_inner"]
+    assert props["tags"]["additionalProperties"] == {"type": "string"}
+
+
+def test_converter_refuses_unions() -> None:
+    class Model(BaseModel):
+        either: int | str
+
+    with pytest.raises(SchemaError, match="either"):
+        structural_schema(Model)
