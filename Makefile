@@ -15,7 +15,7 @@ ifeq ($(strip $(TRANSFERSEARCH_DATA)),)
   endif
 endif
 
-.PHONY: install demo test lint pytest bench clean crds kubectl
+.PHONY: install demo test lint pytest bench clean crds kubectl prometheus
 
 install: $(STAMP)
 
@@ -32,7 +32,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: install kubectl
+pytest: install kubectl prometheus
 	$(BIN)/pytest
 
 # The operator's process test drives it with kubectl; Debian ships it as kubernetes-client.
@@ -40,6 +40,12 @@ kubectl:
 	@command -v kubectl >/dev/null || { [ "$$(id -u)" = 0 ] \
 	  && apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null; } \
 	  || echo "kubectl is missing: install Debian's kubernetes-client"
+
+# The alert rules are tested with promtool and the dashboard against a real Prometheus server.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; } \
+	  || echo "prometheus/promtool are missing: install Debian's prometheus package"
 
 # The CRD is generated from the pydantic models; a test fails when this is stale.
 crds: install
