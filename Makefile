@@ -15,7 +15,7 @@ ifeq ($(strip $(TRANSFERSEARCH_DATA)),)
   endif
 endif
 
-.PHONY: install demo test lint pytest bench clean crds kubectl prometheus
+.PHONY: install demo test lint pytest bench clean crds kubectl prometheus reproduce reproduce-full
 
 install: $(STAMP)
 
@@ -57,6 +57,22 @@ bench: install
 	$(BIN)/transfersearch bench env --space micro --task class_object
 	$(BIN)/transfersearch bench env --space macro --task class_object
 	$(BIN)/transfersearch bench learner --space micro --task class_scene --updates 1000
+
+# The transfer study (issue 4): the 4-task micro matrix with 3 seeds, about an hour on 2 cores.
+# Resumable: rerun the same command after an interruption. More: make reproduce-full WORKERS=16
+WORKERS ?= $(shell nproc)
+REPRO_FLAGS ?= --seeds 3 --steps 1200 --honest-steps 400 --caps 100,300,1000 --searches 100
+reproduce: install
+	$(BIN)/transfersearch matrix --space micro --tasks class_object,class_scene,jigsaw,autoencoder \
+	  $(REPRO_FLAGS) --workers $(WORKERS) --out runs/matrix-micro
+
+reproduce-full: install
+	for space in micro macro; do \
+	  $(BIN)/transfersearch matrix --space $$space \
+	    --tasks class_object,class_scene,jigsaw,room_layout,segmentsemantic,normal,autoencoder \
+	    --seeds 5 --steps 5000 --honest-steps 1000 --workers $(WORKERS) --out runs/matrix-full-$$space \
+	    || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -222,3 +222,41 @@ def test_invalid_manifest_names_the_field(tmp_path: Path, data_dir: Path) -> Non
     assert res.returncode == 2
     assert "spec.target.task" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_run_with_source_auto_picks_the_most_similar_candidate(
+    source: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    other = tmp_path / "auto-agent"
+    res = cli(
+        "pretrain",
+        "--task",
+        "autoencoder",
+        "--steps",
+        "20",
+        "--out",
+        str(other),
+        *SMALL,
+        data=data_dir,
+    )
+    assert res.returncode == 0, res.stderr
+    manifest = tmp_path / "auto.yaml"
+    manifest.write_text(
+        "apiVersion: transfersearch.io/v1alpha1\nkind: TransferSearch\nmetadata: {name: auto}\n"
+        "spec:\n"
+        "  source:\n    agent: auto\n    candidates:\n"
+        f"      - {{agent: {other}}}\n      - {{agent: {source}, task: class_scene}}\n"
+        "  target: {task: class_object}\n  transfer: {mode: zero-shot}\n"
+        "  evaluation: {budget: 20, searches: 10}\n"
+    )
+    out = tmp_path / "report"
+    res = cli("run", str(manifest), "--out", str(out), "--no-compare-scratch", data=data_dir)
+    assert res.returncode == 0, res.stderr
+    assert "source auto:" in res.stderr
+    report = json.loads((out / "results.json").read_text())
+    choice = report["source_choice"]
+    assert choice["task"] == "class_scene"  # rank correlation with class_object 0.76 vs 0.42
+    assert choice["similarities"]["class_scene"] > choice["similarities"]["autoencoder"]
+    # the probe that chose the source cost target evaluations, and they are counted
+    zero_shot = next(r for r in report["results"] if r["method"] == "zero-shot")
+    assert zero_shot["training_evaluations"] == choice["probe_evaluations"] == 30

@@ -51,6 +51,7 @@ class Agent:
     training: dict[str, Any] = field(default_factory=dict)  # cost of the last training
     evaluation: dict[str, Any] | None = None
     digest: str | None = None  # sha256 of the weights, once saved or loaded
+    choice: dict[str, Any] | None = None  # how it was chosen as a source (source: auto), if so
 
     @classmethod
     def new(cls, space: SearchSpace, hp: Hyperparameters, seed: int) -> Agent:

@@ -673,6 +673,78 @@ def run(
     )
 
 
+@app.command()
+def matrix(
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="Comma-separated tasks (sources and targets).")
+    ],
+    out: Annotated[str, typer.Option("--out", help="Output folder (resumable).")],
+    space: SpaceOpt = Space.micro,
+    seeds: Annotated[int, typer.Option("--seeds", help="Training seeds per agent.")] = 3,
+    steps: Annotated[int, typer.Option("--steps", help="Learner updates per agent.")] = 2000,
+    budgets: Annotated[str, typer.Option("--budgets", help="Search budgets.")] = "25,50,100",
+    modes: Annotated[str, typer.Option("--modes")] = "finetune,freeze-encoder,zero-shot",
+    caps: Annotated[
+        str, typer.Option("--caps", help="Honest protocol: target-evaluation caps in training.")
+    ] = "100,300,1000",
+    honest_steps: Annotated[int, typer.Option("--honest-steps")] = 500,
+    searches: Annotated[int, typer.Option("--searches", help="Searches per evaluation.")] = 100,
+    probe: Annotated[int, typer.Option("--probe", help="Similarity probe size.")] = 30,
+    workers: Annotated[int, typer.Option("--workers", help="Parallel processes.")] = 2,
+    data: DataOpt = None,
+    hp: HpOpt = None,
+) -> None:
+    """Every source x target pair: paper protocol, honest protocol, similarity, ROI, report."""
+    from pathlib import Path
+
+    from .loaders import load_benchmark
+    from .matrix import MatrixSettings, run_matrix
+    from .matrix_report import analyse, write_report
+
+    def ints(text: str, flag: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise TransferSearchError(
+                f"{flag}: write comma-separated integers, e.g. 25,50,100"
+            ) from None
+
+    overrides = _hyperparameters(hp).to_dict() if hp else {}
+    defaults = _hyperparameters(None).to_dict()
+    settings = MatrixSettings(
+        space=space.value,
+        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+        seeds=seeds,
+        steps=steps,
+        budgets=ints(budgets, "--budgets"),
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        caps=ints(caps, "--caps"),
+        honest_steps=honest_steps,
+        searches=searches,
+        probe=probe,
+        hp={k: v for k, v in overrides.items() if defaults[k] != v},
+    )
+    bench = load_benchmark(data, space.value)  # fail fast on bad data, before any worker starts
+    out_dir = Path(out)
+    columns = (
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console) as progress:
+        task_id = progress.add_task("matrix cells", total=None)
+
+        def tick(cell: str, done: int, total: int) -> None:
+            progress.update(task_id, completed=done, total=total, description=cell[:40])
+
+        cells = run_matrix(settings, out_dir, data, workers=workers, progress=tick)
+    err_console.print(f"{len(cells)} cells done; writing the report...")
+    report = write_report(analyse(cells, settings, bench), out_dir)
+    console.print(report.read_text())
+    console.print(f"report: {report} (matrix.json, pairs.csv, honest.csv, plots)")
+
+
 @app.command("operator")
 def operator_cmd(
     namespace: Annotated[

@@ -23,13 +23,14 @@ from typing import Any, Protocol
 
 import torch
 
-from .agent import Agent, load_agent, save_agent
+from .agent import Agent, load_agent, read_manifest, save_agent
 from .benchmark import Benchmark
 from .errors import TransferSearchError
 from .evaluate import MethodResult, compare, curve_evaluator
 from .learner import Hyperparameters, pick_device
 from .loaders import load_benchmark
 from .plots import plot_comparison, plot_curves, write_curves_csv
+from .similarity import choose_source
 from .spec import TransferSearchManifest
 from .transfer import fit, make_target_agent, target_hyperparameters
 
@@ -64,10 +65,15 @@ class RunOptions:
 def training_cost(agent: Agent, task: str) -> tuple[int, int]:
     """Distinct and total evaluations of `task` this agent (and its source) consumed in training."""
     distinct = total = 0
-    for record in (agent.training, (agent.parent or {}).get("training") or {}):
+    parent = agent.parent or {}
+    for record in (agent.training, parent.get("training") or {}):
         if record.get("task") == task:
             distinct += int(record.get("distinct_evaluations", 0))
             total += int(record.get("total_evaluations", 0))
+    choice = parent.get("choice") or {}
+    if choice.get("target") == task:  # the probe that chose the source (source: auto)
+        distinct += int(choice.get("probe_evaluations", 0))
+        total += int(choice.get("probe_evaluations", 0))
     return distinct, total
 
 
@@ -112,10 +118,7 @@ def get_source(
         return None
     source = spec.source
     if source.agent == "auto":
-        raise TransferSearchError(
-            "spec.source.agent: 'auto' (choosing the source by task similarity) is not available "
-            "in this version; name a source agent or a source.task to pretrain"
-        )
+        return auto_source(manifest, bench, reporter)
     if source.agent:
         if source.agent.startswith("s3://"):
             raise TransferSearchError(
@@ -131,6 +134,49 @@ def get_source(
     return pretrained_source(
         bench, source.task, source.pretrain_steps, spec.training.seed, hp, cache, device, reporter
     )
+
+
+def auto_source(manifest: TransferSearchManifest, bench: Benchmark, reporter: Reporter) -> Agent:
+    """`source.agent: auto`: the candidate whose task is most similar to the target.
+
+    Similarity is measured on a probe of architectures (see `similarity`), which
+    costs that many target evaluations; they are added to the agent's record.
+    """
+    spec = manifest.spec
+    tasks = []
+    for i, cand in enumerate(spec.source.candidates):
+        task = cand.task
+        if task is None:
+            if cand.agent.startswith("s3://"):
+                raise TransferSearchError(
+                    f"spec.source.candidates[{i}].task: give the task of {cand.agent}"
+                )
+            task = read_manifest(cand.agent).get("task")
+            if task is None:
+                raise TransferSearchError(
+                    f"spec.source.candidates[{i}]: {cand.agent} records no task; set task"
+                )
+        tasks.append(str(task))
+    choice = choose_source(bench, spec.target.task, tasks)
+    chosen = spec.source.candidates[choice.index]
+    sims = ", ".join(f"{t} {v:.2f}" for t, v in choice.similarities.items())
+    reporter.log(
+        f"source auto: {chosen.agent} ({choice.task}) is the most similar to {spec.target.task} "
+        f"(rank correlation on {choice.probe_size} probe architectures: {sims})"
+    )
+    if chosen.agent.startswith("s3://"):
+        raise TransferSearchError(
+            f"spec.source.candidates[{choice.index}].agent: {chosen.agent}: loading agents from "
+            "S3 needs the agent store, not available in this version"
+        )
+    agent = load_agent(chosen.agent, spec.benchmark.space, chosen.digest)
+    agent.choice = {
+        "task": choice.task,
+        "similarities": choice.similarities,
+        "probe_evaluations": choice.probe_size,
+        "target": spec.target.task,
+    }
+    return agent
 
 
 def pretrained_source(
@@ -233,6 +279,7 @@ def run_manifest(
         "source_agent": None
         if source is None
         else {"task": source.task, "digest": source.digest, "steps": source.steps},
+        "source_choice": None if source is None else source.choice,
         "target_task": target,
         "mode": spec.transfer.mode,
         "budget": evaluation.budget,

@@ -58,6 +58,7 @@ def make_target_agent(
             "mode": source.mode,
             "steps": source.steps,
             "training": {k: v for k, v in source.training.items() if k != "curve"},
+            "choice": source.choice,
         },
     )
     if mode == "zero-shot":
