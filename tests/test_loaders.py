@@ -268,5 +268,7 @@ def test_unreachable_s3_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("TRANSFERSEARCH_CACHE", str(tmp_path))
-    with pytest.raises(TransferSearchError, match="cannot reach the S3 endpoint"):
+    monkeypatch.setenv("TRANSFERSEARCH_S3_RETRY_SECONDS", "0.5")  # transient: retried until then
+    with pytest.raises(TransferSearchError, match="cannot reach the S3 endpoint") as info:
         load_benchmark("s3://bench/tnb101", "micro")
+    assert info.value.exit_code == 75

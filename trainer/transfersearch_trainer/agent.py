@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .blobs import sha256_file as sha256_file  # re-exported: it used to live here
 from .errors import TransferSearchError
 from .learner import Hyperparameters
 from .qnet import NetConfig, QNetwork
@@ -78,14 +79,6 @@ class Agent:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "weights": {"file": WEIGHTS, "sha256": self.digest},
         }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -222,4 +223,70 @@ def measure_learner(
         "actors_only_env_steps_per_second": steps * hp.num_actors / actor_seconds,
         "num_actors": hp.num_actors,
         "batch_size": hp.batch_size,
+    }
+
+
+def measure_checkpoint(
+    bench: Benchmark,
+    task: str,
+    updates: int = 3000,
+    interval: int = 1000,
+    location: str | None = None,
+    seed: int = 0,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """What checkpoints cost with the default hyperparameters: size, time to write, time to resume.
+
+    Trains `updates` updates with a checkpoint every `interval` (to a temporary folder,
+    or to `location`, e.g. an s3:// prefix), then times what a restarted trainer pays to
+    restore the newest one into a fresh learner. A kill loses the updates since the last
+    checkpoint: at most `interval`, about half of it on average.
+    """
+    import tempfile
+    import uuid
+
+    from .agent import Agent
+    from .blobs import open_blobs
+    from .checkpoint import Checkpointer
+    from .learner import Hyperparameters, Learner, pick_device
+
+    dev = pick_device(device)
+    hp = Hyperparameters()
+    fingerprint = {"task": task, "seed": seed, "steps": updates}
+    with tempfile.TemporaryDirectory(prefix="transfersearch-ckpt-bench-") as tmp:
+        blobs = open_blobs(location or tmp)
+        prefix = f"checkpoint-bench-{uuid.uuid4().hex[:8]}"
+
+        def learner(ckpt: Checkpointer) -> Learner:
+            net = Agent.new(bench.space, hp, seed).net
+            return Learner(net, bench, task, hp, updates, seed, dev, hooks=[ckpt])
+
+        saver = Checkpointer(blobs, prefix, interval, fingerprint)
+        stats = learner(saver).run()
+        loader = Checkpointer(blobs, prefix, interval, fingerprint)
+        fresh = learner(loader)
+        started = time.perf_counter()
+        loader.load_latest(fresh)
+        restore_seconds = time.perf_counter() - started
+        blobs.delete(blobs.keys(prefix + "/"))
+    periodic = [s for s in saver.saves if not s.name.endswith("-final")] or saver.saves
+    save_seconds = sum(s.seconds for s in saver.saves)
+    rate = stats.updates / max(stats.device_seconds - save_seconds, 1e-9)
+    return {
+        "space": bench.space.name,
+        "task": task,
+        "device": str(dev),
+        "location": location or "local folder",
+        "updates": stats.updates,
+        "interval": interval,
+        "replay_rows": min(stats.env_steps, hp.replay_capacity),
+        "checkpoint_bytes": max(s.bytes for s in saver.saves),
+        "save_seconds": [round(s.seconds, 3) for s in saver.saves],
+        "save_seconds_mean": sum(s.seconds for s in periodic) / len(periodic),
+        "training_seconds": stats.device_seconds,
+        "checkpoint_share": save_seconds / stats.device_seconds,
+        "updates_per_second": rate,
+        "restore_seconds": restore_seconds,
+        "lost_updates_max": interval,
+        "lost_seconds_max": interval / rate,
     }

@@ -491,7 +491,9 @@ class Mode(StrEnum):
 
 @app.command()
 def finetune(
-    agent_dir: Annotated[str, typer.Option("--agent", help="Source agent folder.")],
+    agent_dir: Annotated[
+        str, typer.Option("--agent", help="Source agent: folder, or s3:// agent URI in a store.")
+    ],
     task: Annotated[str, typer.Option("--task", help="Target task.")],
     out: Annotated[str, typer.Option("--out", help="Folder to write the new agent to.")],
     mode: Annotated[Mode, typer.Option("--mode", help="Transfer mode.")] = Mode.finetune,
@@ -512,11 +514,12 @@ def finetune(
     from .evaluate import curve_evaluator
     from .learner import pick_device
     from .loaders import load_benchmark
+    from .store import fetch_agent
     from .tasks import check_task
     from .transfer import fit, make_target_agent
 
     check_task(task, "--task")
-    source = load_agent(agent_dir)
+    source = load_agent(fetch_agent(agent_dir))
     bench = load_benchmark(data, source.space)
     dev = pick_device(device)
     agent, trainable = make_target_agent(
@@ -538,7 +541,9 @@ def finetune(
 
 @app.command()
 def evaluate(
-    agent_dir: Annotated[str, typer.Option("--agent", help="Agent folder.")],
+    agent_dir: Annotated[
+        str, typer.Option("--agent", help="Agent: folder, or s3:// agent URI in a store.")
+    ],
     task: Annotated[str, typer.Option("--task", help="Task to search on.")],
     budget: Annotated[int, typer.Option("--budget", help="Evaluations per search.")] = 50,
     searches: Annotated[int, typer.Option("--searches", help="Independent searches.")] = 200,
@@ -553,10 +558,11 @@ def evaluate(
     from .learner import pick_device
     from .loaders import load_benchmark
     from .run import training_cost
+    from .store import fetch_agent
     from .tasks import check_task
 
     check_task(task, "--task")
-    agent = load_agent(agent_dir)
+    agent = load_agent(fetch_agent(agent_dir))
     bench = load_benchmark(data, agent.space)
     if not 2 <= budget <= bench.space.size:
         raise TransferSearchError(f"--budget: must be between 2 and {bench.space.size}")
@@ -782,12 +788,172 @@ def operator_cmd(
     )
 
 
+# --- the trainer workload: agent store, and the trainer pod's entry point ---------------
+
+agents_app = typer.Typer(
+    help="Push, pull and list agents in an agent store (s3://bucket/prefix or a folder).",
+    no_args_is_help=True,
+)
+app.add_typer(agents_app, name="agents")
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Agent store: s3://bucket/prefix or a folder (default: $TRANSFERSEARCH_STORE, "
+        "else runs/store).",
+        show_default=False,
+    ),
+]
+
+
+@agents_app.command("push")
+def agents_push(
+    folder: Annotated[str, typer.Argument(help="Agent folder to push.", metavar="DIR")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Copy an agent folder into the store under its content digest; prints its URI."""
+    from .store import AgentStore, default_store
+
+    entry = AgentStore(store or default_store()).push(folder)
+    if json_out:
+        print(json.dumps(entry.to_dict()))
+        return
+    console.print(f"{entry.uri}\nweights sha256:{entry.weights_digest}", highlight=False)
+
+
+@agents_app.command("pull")
+def agents_pull(
+    uri: Annotated[
+        str, typer.Argument(help="Agent URI, as `agents push` or `agents list` print it.")
+    ],
+    out: Annotated[str, typer.Option("--out", help="Folder to write the agent to.")],
+    digest: Annotated[
+        str | None,
+        typer.Option("--digest", help="Expected weights digest (sha256:<hex>), checked too."),
+    ] = None,
+) -> None:
+    """Fetch an agent and verify its manifest and weights digests before writing it."""
+    from pathlib import Path
+
+    from .store import AgentStore, parse_agent_uri
+
+    ref = parse_agent_uri(uri)
+    if ref is None:
+        raise TransferSearchError(
+            f"{uri}: not an agent URI; expected <store>/agents/<space>/<task>/<sha256>, as "
+            "`transfersearch agents list` prints them"
+        )
+    path = AgentStore(ref.root).pull(ref, Path(out), digest)
+    console.print(f"verified agent {ref.space}/{ref.task}/{ref.digest[:12]} written to {path}")
+
+
+@agents_app.command("list")
+def agents_list(
+    store: StoreOpt = None,
+    space: Annotated[str | None, typer.Option("--space", help="Only this space.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Agents in the store, by space and task, oldest first."""
+    from .store import AgentStore, default_store
+
+    agents = AgentStore(store or default_store()).list_agents(space, task)
+    if json_out:
+        print(json.dumps([a.to_dict() for a in agents]))
+        return
+    table = Table(title=f"agents in {store or default_store()}")
+    for col in ("space", "task", "mode", "steps", "score", "created", "id", "uri"):
+        table.add_column(col, justify="right" if col in ("steps", "score") else "left")
+    for a in agents:
+        table.add_row(
+            a.space,
+            a.task,
+            a.mode or "",
+            str(a.steps or ""),
+            "" if a.score is None else _fmt(a.score),
+            a.created or "",
+            a.digest[:12],
+            a.uri,
+        )
+    console.print(table)
+
+
+@bench_app.command("checkpoint")
+def bench_checkpoint(
+    space: SpaceOpt = Space.micro,
+    task: Annotated[str, typer.Option("--task")] = "class_scene",
+    updates: Annotated[int, typer.Option("--updates", help="Learner updates to train.")] = 3000,
+    interval: Annotated[
+        int, typer.Option("--interval", help="Updates between checkpoints.")
+    ] = 1000,
+    location: Annotated[
+        str | None,
+        typer.Option("--location", help="Where to write them (default: a temporary folder)."),
+    ] = None,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Checkpoint size, time to write and to restore, training lost on a kill (default settings)."""
+    from .bench import measure_checkpoint
+    from .loaders import load_benchmark
+    from .tasks import check_task
+
+    check_task(task, "--task")
+    bench = load_benchmark(data, space.value)
+    if not json_out:
+        err_console.print(f"training {updates} updates on {space.value}/{task}, checkpointing...")
+    r = measure_checkpoint(bench, task, updates, interval, location, device=device)
+    if json_out:
+        print(json.dumps(r))
+        return
+    console.print(
+        f"checkpoints to {r['location']} on {r['device']}: {r['checkpoint_bytes'] / 1e6:.1f} MB "
+        f"({r['replay_rows']:,} replay rows), written in {r['save_seconds_mean']:.2f} s each "
+        f"({r['checkpoint_share']:.1%} of {r['training_seconds']:.0f} s training); restore "
+        f"{r['restore_seconds']:.2f} s; a kill loses at most {r['lost_updates_max']} updates "
+        f"= {r['lost_seconds_max']:.1f} s at {r['updates_per_second']:.1f} updates/s",
+        highlight=False,
+    )
+
+
+@app.command()
+def train(
+    config: Annotated[
+        str, typer.Option("--config", help="Job config JSON (what the operator mounts).")
+    ],
+    termination_log: Annotated[
+        str | None,
+        typer.Option(
+            "--termination-log",
+            help="Where the trial summary goes (default: the config's terminationLog).",
+            show_default=False,
+        ),
+    ] = None,
+    trial: Annotated[
+        int | None,
+        typer.Option(
+            "--trial",
+            help="Trial index (default: $JOB_COMPLETION_INDEX, else 0).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run one trial of a search as a trainer pod does (exit 0 ok, 2 permanent, 75 retryable)."""
+    from .trial import main as run_trial
+
+    code = run_trial(config, termination_log, trial)
+    if code:
+        raise typer.Exit(code)
+
+
 def main() -> None:
     try:
         app()
     except TransferSearchError as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(err.exit_code)  # 2: fix the input; 75: transient, try again later
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

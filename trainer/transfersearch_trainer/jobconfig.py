@@ -31,6 +31,16 @@ class JobConfig(_Model):
     )
     termination_log: str = TERMINATION_LOG
     metrics_port: int | None = Field(9090, ge=1, le=65535)
+    agent_store: str | None = Field(
+        None,
+        description="Agent store the trial's agent is pushed to (s3://bucket/prefix or a path). "
+        "Default: s3://<spec.s3.bucket>/<spec.s3.prefix> when spec.s3 is set, else <output>/store.",
+    )
+    hyperparameters: dict[str, int | float] = Field(
+        default_factory=dict,
+        description="Overrides of the learner's hyperparameters by name (see "
+        "transfersearch_trainer.learner.Hyperparameters), e.g. a small network for tests.",
+    )
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
@@ -66,6 +76,9 @@ class TrialSummary(_Model):
     agent_uri: str | None = None
     agent_digest: str | None = None
     results_uri: str | None = None
+    retryable: bool | None = Field(
+        None, description="On failure: whether running the trial again may succeed."
+    )
 
     def to_message(self) -> str:
         text = self.model_dump_json(by_alias=True, exclude_none=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -159,6 +159,240 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+class LearnerHooks:
+    """Callbacks at the learner's points of interest; each default does nothing.
+
+    Metrics export and checkpointing plug in here, so the training loop itself does
+    no I/O. Callbacks run in the training thread, between updates: keep them cheap
+    or make them rare (a checkpointer writes every N updates, not every update).
+    """
+
+    def on_start(self, learner: Learner) -> None:
+        """Before the first step; a checkpointer restores saved state here."""
+
+    def on_update(self, learner: Learner, loss: float) -> None:
+        """After each gradient update (``learner.stats.updates`` already counts it)."""
+
+    def on_window(self, learner: Learner, mean_return: float) -> None:
+        """When a window of moves ends and its transitions go into the replay."""
+
+    def on_curve(self, learner: Learner, point: CurvePoint) -> None:
+        """After each learning-curve evaluation."""
+
+    def on_step(self, learner: Learner) -> None:
+        """After each actor step and its updates: the state is consistent here (checkpoint)."""
+
+    def on_finish(self, learner: Learner, stats: TrainStats) -> None:
+        """When training has ended (steps reached, or capped), after the final curve point."""
+
+
+class Learner:
+    """The training loop's state, advanced one actor step (and its updates) at a time.
+
+    ``train`` below is the whole algorithm in one call; the class exists so that the
+    loop can stop between steps and continue later from saved state (`checkpoint`).
+    Every attribute that changes while training is listed in `__init__`.
+    """
+
+    def __init__(
+        self,
+        net: QNetwork,
+        bench: Benchmark,
+        task: str,
+        hp: Hyperparameters,
+        steps: int,
+        seed: int,
+        device: torch.device,
+        trainable: list[torch.nn.Parameter] | None = None,
+        evaluation_cap: int | None = None,
+        evaluator: Evaluator | None = None,
+        progress: Progress | None = None,
+        hooks: Sequence[LearnerHooks] = (),
+    ) -> None:
+        if evaluation_cap is not None and evaluation_cap < 2 * hp.num_actors:
+            raise TransferSearchError(
+                f"training.targetEvaluations: {evaluation_cap} is too small for {hp.num_actors} "
+                f"parallel searches; give at least {2 * hp.num_actors} or use fewer actors"
+            )
+        self.hp, self.task, self.steps, self.seed, self.device = hp, task, steps, seed, device
+        self.evaluation_cap, self.evaluator, self.progress = evaluation_cap, evaluator, progress
+        self.hooks = list(hooks)
+        # a learning curve of about ten points however long, at most eval_interval apart
+        self.eval_every = min(hp.eval_interval, max(steps // 10, 1)) if hp.eval_interval else 0
+        self.rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        self.net = net.to(device)
+        self.params = trainable if trainable is not None else list(net.parameters())
+        self.target_net = copy.deepcopy(net)
+        self.target_net.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.params, lr=hp.lr, eps=1.5e-4, foreach=True)
+        self.env = MemorySearchEnv(
+            bench,
+            task,
+            hp.num_actors,
+            budget=hp.episode_steps + 2,
+            seed=seed,
+            shaping=hp.shaping,
+            max_steps=hp.episode_steps,
+            budget_ref=hp.budget_ref,
+            augment=hp.augment,
+        )
+        self.replay = PrioritizedReplay(
+            hp.replay_capacity,
+            net.cfg.token_len,
+            net.cfg.num_actions,
+            net.cfg.action_features,
+            net.cfg.global_features,
+            alpha=hp.per_alpha,
+            eps=hp.per_eps,
+            seed=seed,
+        )
+        self.eps = epsilon_ladder(hp.num_actors, hp.eps_base, hp.eps_alpha)
+        self.stats = TrainStats(device=str(device))
+        self.obs = self.env.reset()
+        # the current window of moves, turned into n-step transitions when it ends
+        self.window_obs: list[AgentObs] = [self.obs]
+        self.window_act: list[npt.NDArray[np.int64]] = []
+        self.window_rew: list[npt.NDArray[np.float32]] = []
+        self.acting = True  # False once the evaluation cap stops queries
+        self.stopped = False  # capped before there was enough to learn from
+        self.fresh = True  # nothing done yet (a restored learner is not fresh)
+        self.last_return = 0.0
+        self.score, self.regret = float("nan"), float("nan")
+        self.elapsed_before = 0.0  # device seconds of earlier runs of this training (resumed)
+        self._clock = time.perf_counter()
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.stats.updates >= self.steps
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self._clock
+
+    def run(self) -> TrainStats:
+        self._clock = time.perf_counter()
+        for h in self.hooks:
+            h.on_start(self)
+        if self.fresh:
+            self._record()
+            self.fresh = False
+        elif self.progress is not None and self.stats.updates:
+            self.progress(self.stats.updates, self._info())  # a resumed run starts part-way
+        while not self.done:
+            self.step()
+        return self.finish()
+
+    def step(self) -> None:
+        """One vectorised actor step (unless capped), then `updates_per_step` updates."""
+        hp = self.hp
+        if (
+            self.acting
+            and self.evaluation_cap is not None
+            and self.env.queried.sum() + 2 * hp.num_actors > self.evaluation_cap
+        ):
+            self.acting = False  # the next step could exceed the cap: stop querying the task
+            self.stats.stopped_by_cap = True
+            if self.window_act:
+                self._flush()
+        if self.acting:
+            self._act()
+        if len(self.replay) < max(hp.learning_starts if self.acting else 0, hp.batch_size):
+            self.stopped = not self.acting
+        else:
+            for _ in range(hp.updates_per_step):
+                loss = _update(
+                    self.net,
+                    self.target_net,
+                    self.optimizer,
+                    self.params,
+                    self.replay,
+                    hp,
+                    self.stats.updates / max(self.steps, 1),
+                    self.device,
+                )
+                self.stats.updates += 1
+                if self.stats.updates % hp.target_update == 0:
+                    self.target_net.load_state_dict(self.net.state_dict())
+                if self.eval_every and self.stats.updates % self.eval_every == 0:
+                    self._record()
+                if self.progress is not None:
+                    self.progress(1, self._info())
+                for h in self.hooks:
+                    h.on_update(self, loss)
+                if self.stats.updates >= self.steps:
+                    break
+        for h in self.hooks:
+            h.on_step(self)
+
+    def finish(self) -> TrainStats:
+        stats = self.stats
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        stats.device_seconds = self.elapsed()
+        stats.gpu_seconds = stats.device_seconds if self.device.type == "cuda" else 0.0
+        stats.distinct_evaluations = int(self.env.queried.sum())
+        stats.total_evaluations = int(self.env.evaluations)
+        if not stats.curve or stats.curve[-1].updates != stats.updates:
+            self._record()
+        for h in self.hooks:
+            h.on_finish(self, stats)
+        return stats
+
+    def _info(self) -> dict[str, float]:
+        return {
+            "return": self.last_return,
+            "score": self.score,
+            "evals": float(self.env.queried.sum()),
+        }
+
+    def _act(self) -> None:
+        actions = select_actions(self.net, self.obs, self.eps, self.rng, self.device)
+        res = self.env.step(actions)
+        self.stats.env_steps += self.hp.num_actors
+        self.window_act.append(actions)
+        self.window_rew.append(res.reward)
+        if res.final is not None:
+            self.window_obs.append(res.final)
+            self._flush()
+            self.window_obs, self.window_act, self.window_rew = [res.obs], [], []
+        else:
+            self.window_obs.append(res.obs)
+        self.obs = res.obs
+
+    def _flush(self) -> None:
+        """Turn the finished window into n-step transitions in the replay."""
+        hp = self.hp
+        rewards = np.stack(self.window_rew) * np.float32(hp.reward_scale)
+        returns, discounts, nxt = nstep_targets(rewards, hp.gamma, hp.n_step)
+        for t in range(len(self.window_act)):
+            self.replay.add(
+                self.window_obs[t],
+                self.window_act[t],
+                returns[t],
+                discounts[t],
+                self.window_obs[nxt[t]],
+            )
+        self.last_return = float(np.stack(self.window_rew).sum(axis=0).mean())
+        for h in self.hooks:
+            h.on_window(self, self.last_return)
+
+    def _record(self) -> None:
+        if self.evaluator is None:
+            return
+        self.score, self.regret = self.evaluator(self.net)
+        point = CurvePoint(
+            self.stats.updates,
+            self.stats.env_steps,
+            int(self.env.queried.sum()),
+            self.elapsed(),
+            self.score,
+            self.regret,
+        )
+        self.stats.curve.append(point)
+        for h in self.hooks:
+            h.on_curve(self, point)
+
+
 def train(
     net: QNetwork,
     bench: Benchmark,
@@ -171,137 +405,24 @@ def train(
     evaluation_cap: int | None = None,
     evaluator: Evaluator | None = None,
     progress: Progress | None = None,
+    hooks: Sequence[LearnerHooks] = (),
 ) -> TrainStats:
     """Train `net` in place for `steps` learner updates on `task`; returns what it cost."""
-    if evaluation_cap is not None and evaluation_cap < 2 * hp.num_actors:
-        raise TransferSearchError(
-            f"training.targetEvaluations: {evaluation_cap} is too small for {hp.num_actors} "
-            f"parallel searches; give at least {2 * hp.num_actors} or use fewer actors"
-        )
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    net.to(device)
-    params = trainable if trainable is not None else list(net.parameters())
-    target_net = copy.deepcopy(net)
-    target_net.requires_grad_(False)
-    optimizer = torch.optim.Adam(params, lr=hp.lr, eps=1.5e-4, foreach=True)
-    env = MemorySearchEnv(
+    learner = Learner(
+        net,
         bench,
         task,
-        hp.num_actors,
-        budget=hp.episode_steps + 2,
-        seed=seed,
-        shaping=hp.shaping,
-        max_steps=hp.episode_steps,
-        budget_ref=hp.budget_ref,
-        augment=hp.augment,
+        hp,
+        steps,
+        seed,
+        device,
+        trainable,
+        evaluation_cap,
+        evaluator,
+        progress,
+        hooks,
     )
-    replay = PrioritizedReplay(
-        hp.replay_capacity,
-        net.cfg.token_len,
-        net.cfg.num_actions,
-        net.cfg.action_features,
-        net.cfg.global_features,
-        alpha=hp.per_alpha,
-        eps=hp.per_eps,
-        seed=seed,
-    )
-    eps = epsilon_ladder(hp.num_actors, hp.eps_base, hp.eps_alpha)
-    stats = TrainStats(device=str(device))
-    started = time.perf_counter()
-    obs = env.reset()
-    window_obs: list[AgentObs] = [obs]
-    window_act: list[npt.NDArray[np.int64]] = []
-    window_rew: list[npt.NDArray[np.float32]] = []
-    acting = True
-    last_return = 0.0
-    score, regret = float("nan"), float("nan")
-
-    def flush() -> float:
-        """Turn the finished window into n-step transitions in the replay."""
-        rewards = np.stack(window_rew) * np.float32(hp.reward_scale)
-        returns, discounts, nxt = nstep_targets(rewards, hp.gamma, hp.n_step)
-        for t in range(len(window_act)):
-            replay.add(window_obs[t], window_act[t], returns[t], discounts[t], window_obs[nxt[t]])
-        return float(np.stack(window_rew).sum(axis=0).mean())
-
-    def record() -> None:
-        nonlocal score, regret
-        if evaluator is None:
-            return
-        score, regret = evaluator(net)
-        stats.curve.append(
-            CurvePoint(
-                stats.updates,
-                stats.env_steps,
-                int(env.queried.sum()),
-                time.perf_counter() - started,
-                score,
-                regret,
-            )
-        )
-
-    # a learning curve of about ten points however long the training, at most eval_interval apart
-    interval = min(hp.eval_interval, max(steps // 10, 1)) if hp.eval_interval else 0
-    record()
-    while stats.updates < steps:
-        if (
-            acting
-            and evaluation_cap is not None
-            and env.queried.sum() + 2 * hp.num_actors > evaluation_cap
-        ):
-            acting = False  # the next step could exceed the cap: stop querying the task
-            stats.stopped_by_cap = True
-            if window_act:
-                last_return = flush()
-        if acting:
-            actions = select_actions(net, obs, eps, rng, device)
-            res = env.step(actions)
-            stats.env_steps += hp.num_actors
-            window_act.append(actions)
-            window_rew.append(res.reward)
-            if res.final is not None:
-                window_obs.append(res.final)
-                last_return = flush()
-                window_obs, window_act, window_rew = [res.obs], [], []
-            else:
-                window_obs.append(res.obs)
-            obs = res.obs
-        if len(replay) < max(hp.learning_starts if acting else 0, hp.batch_size):
-            if not acting:
-                break  # capped before there was enough to learn from
-            continue
-        for _ in range(hp.updates_per_step):
-            _update(
-                net,
-                target_net,
-                optimizer,
-                params,
-                replay,
-                hp,
-                stats.updates / max(steps, 1),
-                device,
-            )
-            stats.updates += 1
-            if stats.updates % hp.target_update == 0:
-                target_net.load_state_dict(net.state_dict())
-            if interval and stats.updates % interval == 0:
-                record()
-            if progress is not None:
-                progress(
-                    1, {"return": last_return, "score": score, "evals": float(env.queried.sum())}
-                )
-            if stats.updates >= steps:
-                break
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    stats.device_seconds = time.perf_counter() - started
-    stats.gpu_seconds = stats.device_seconds if device.type == "cuda" else 0.0
-    stats.distinct_evaluations = int(env.queried.sum())
-    stats.total_evaluations = int(env.evaluations)
-    if not stats.curve or stats.curve[-1].updates != stats.updates:
-        record()
-    return stats
+    return learner.run()
 
 
 def _update(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +27,11 @@ from .agent import Agent, load_agent, read_manifest, save_agent
 from .benchmark import Benchmark
 from .errors import TransferSearchError
 from .evaluate import MethodResult, compare, curve_evaluator
-from .learner import Hyperparameters, pick_device
+from .learner import Evaluator, Hyperparameters, LearnerHooks, pick_device
 from .loaders import load_benchmark
 from .plots import plot_comparison, plot_curves, write_curves_csv
 from .similarity import choose_source
-from .spec import TransferSearchManifest
+from .spec import TransferSearchManifest, TransferSearchSpec
 from .transfer import fit, make_target_agent, target_hyperparameters
 
 Tick = Callable[[int, dict[str, float]], None]
@@ -86,6 +86,7 @@ def pretrain(
     device: torch.device,
     reporter: Reporter,
     with_curve: bool = True,
+    hooks: Sequence[LearnerHooks] = (),
 ) -> Agent:
     """Train a new agent on `task` (the source), with a learning curve on that task."""
     agent = Agent.new(bench.space, hp, seed)
@@ -96,11 +97,22 @@ def pretrain(
         else None
     )
     with reporter.task(f"pretrain on {task}", steps) as tick:
-        fit(agent, bench, task, steps, list(agent.net.parameters()), device, None, evaluator, tick)
+        fit(
+            agent,
+            bench,
+            task,
+            steps,
+            list(agent.net.parameters()),
+            device,
+            None,
+            evaluator,
+            tick,
+            hooks,
+        )
     return agent
 
 
-def _cache_key(space: str, task: str, steps: int, seed: int, hp: Hyperparameters) -> str:
+def source_cache_key(space: str, task: str, steps: int, seed: int, hp: Hyperparameters) -> str:
     digest = hashlib.sha256(json.dumps(hp.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
     return f"{space}-{task}-{steps}steps-seed{seed}-{digest}"
 
@@ -113,39 +125,55 @@ def get_source(
     device: torch.device,
     reporter: Reporter,
 ) -> Agent | None:
-    spec = manifest.spec
+    cache = opts.agents_dir or opts.out.parent / "agents"
+    seed = manifest.spec.training.seed
+    return source_agent(
+        manifest.spec,
+        bench,
+        reporter,
+        lambda task, steps: pretrained_source(
+            bench, task, steps, seed, hp, cache, device, reporter
+        ),
+    )
+
+
+def source_agent(
+    spec: TransferSearchSpec,
+    bench: Benchmark,
+    reporter: Reporter,
+    pretrained: Callable[[str, int], Agent],
+) -> Agent | None:
+    """The agent to transfer from: none (scratch), a pushed or local agent, or `pretrained`."""
     if spec.transfer.mode == "scratch":
         return None
     source = spec.source
     if source.agent == "auto":
-        return auto_source(manifest, bench, reporter)
+        return auto_source(spec, bench, reporter)
     if source.agent:
-        if source.agent.startswith("s3://"):
-            raise TransferSearchError(
-                f"spec.source.agent: {source.agent}: loading agents from S3 needs the agent "
-                "store, not available in this version; copy the agent folder locally and give "
-                "its path"
-            )
-        agent = load_agent(source.agent, spec.benchmark.space, source.digest)
+        from .store import fetch_agent
+
+        folder = fetch_agent(source.agent, source.digest)
+        agent = load_agent(folder, spec.benchmark.space, source.digest)
         reporter.log(f"source agent {source.agent} (task {agent.task}, sha256 {agent.digest})")
         return agent
     assert source.task is not None  # the spec model guarantees agent or task for non-scratch modes
-    cache = opts.agents_dir or opts.out.parent / "agents"
-    return pretrained_source(
-        bench, source.task, source.pretrain_steps, spec.training.seed, hp, cache, device, reporter
-    )
+    return pretrained(source.task, source.pretrain_steps)
 
 
-def auto_source(manifest: TransferSearchManifest, bench: Benchmark, reporter: Reporter) -> Agent:
+def auto_source(spec: TransferSearchSpec, bench: Benchmark, reporter: Reporter) -> Agent:
     """`source.agent: auto`: the candidate whose task is most similar to the target.
 
     Similarity is measured on a probe of architectures (see `similarity`), which
     costs that many target evaluations; they are added to the agent's record.
     """
-    spec = manifest.spec
+    from .store import fetch_agent, parse_agent_uri
+
     tasks = []
     for i, cand in enumerate(spec.source.candidates):
-        task = cand.task
+        task: str | None = cand.task
+        ref = parse_agent_uri(cand.agent)
+        if task is None and ref is not None:
+            task = ref.task  # store URIs carry the task: no download needed to choose
         if task is None:
             if cand.agent.startswith("s3://"):
                 raise TransferSearchError(
@@ -164,12 +192,8 @@ def auto_source(manifest: TransferSearchManifest, bench: Benchmark, reporter: Re
         f"source auto: {chosen.agent} ({choice.task}) is the most similar to {spec.target.task} "
         f"(rank correlation on {choice.probe_size} probe architectures: {sims})"
     )
-    if chosen.agent.startswith("s3://"):
-        raise TransferSearchError(
-            f"spec.source.candidates[{choice.index}].agent: {chosen.agent}: loading agents from "
-            "S3 needs the agent store, not available in this version"
-        )
-    agent = load_agent(chosen.agent, spec.benchmark.space, chosen.digest)
+    folder = fetch_agent(chosen.agent, chosen.digest)
+    agent = load_agent(folder, spec.benchmark.space, chosen.digest)
     agent.choice = {
         "task": choice.task,
         "similarities": choice.similarities,
@@ -190,7 +214,7 @@ def pretrained_source(
     reporter: Reporter,
 ) -> Agent:
     """The agent pretrained on `task` with these settings: from the cache, or trained and cached."""
-    folder = cache / _cache_key(bench.space.name, task, steps, seed, hp)
+    folder = cache / source_cache_key(bench.space.name, task, steps, seed, hp)
     if (folder / "agent.json").is_file():
         agent = load_agent(folder, bench.space.name)
         reporter.log(f"reusing the pretrained {task} agent in {folder}")
@@ -199,6 +223,84 @@ def pretrained_source(
     save_agent(agent, folder)
     reporter.log(f"pretrained source agent saved to {folder} (sha256 {agent.digest})")
     return agent
+
+
+def train_target(
+    source: Agent | None,
+    mode: str,
+    bench: Benchmark,
+    target: str,
+    steps: int,
+    target_evaluations: int | None,
+    seed: int,
+    hp: Hyperparameters,
+    device: torch.device,
+    evaluator: Evaluator | None,
+    reporter: Reporter,
+    label: str,
+    hooks: Sequence[LearnerHooks] = (),
+) -> Agent:
+    """One trial's target agent: made from the source by `mode`, trained within the budget.
+
+    Shared by `run_manifest` (every trial in-process), the trainer pod (one trial)
+    and the transfer study.
+    """
+    agent, trainable = make_target_agent(
+        source,
+        mode,
+        bench.space,
+        seed,
+        target_hyperparameters(hp, target_evaluations),
+    )
+    steps = steps if trainable is not None else 0
+    with reporter.task(f"{label} on {target}", max(steps, 1)) as tick:
+        fit(
+            agent,
+            bench,
+            target,
+            steps,
+            trainable,
+            device,
+            target_evaluations,
+            evaluator,
+            tick,
+            hooks,
+        )
+    return agent
+
+
+def evaluate_agents(
+    bench: Benchmark,
+    spec: TransferSearchSpec,
+    agents: dict[str, Agent],
+    source_task: str | None,
+    device: torch.device,
+    reporter: Reporter,
+) -> list[MethodResult]:
+    """The agents vs the baselines (and source top-k) at spec.evaluation; notes it in each agent."""
+    target = spec.target.task
+    evaluation = spec.evaluation
+    n_methods = len(agents) + 3  # agents and baselines report progress; top-k is instant
+    with reporter.task(f"evaluate on {target}", evaluation.searches * n_methods) as tick:
+        results = compare(
+            bench,
+            target,
+            evaluation.budget,
+            evaluation.searches,
+            evaluation.seed,
+            {name: (a.net, *training_cost(a, target)) for name, a in agents.items()},
+            device,
+            source_task=source_task if evaluation.source_top_k else None,
+            progress=lambda n: tick(n, {}),
+        )
+    for r in results:
+        if r.method in agents:
+            agents[r.method].evaluation = {
+                "task": target,
+                "budget": evaluation.budget,
+                **r.to_dict(),
+            }
+    return results
 
 
 def run_manifest(
@@ -225,52 +327,28 @@ def run_manifest(
         seed = spec.training.seed + trial
         for mode in modes:
             name = mode if spec.training.seeds == 1 else f"{mode} s{seed}"
-            agent, trainable = make_target_agent(
+            agent = train_target(
                 source,
                 mode,
-                bench.space,
+                bench,
+                target,
+                spec.training.steps,
+                spec.training.target_evaluations,
                 seed,
-                target_hyperparameters(hp, spec.training.target_evaluations),
+                hp,
+                device,
+                evaluator,
+                reporter,
+                name,
             )
-            steps = spec.training.steps if trainable is not None else 0
-            with reporter.task(f"{name} on {target}", max(steps, 1)) as tick:
-                fit(
-                    agent,
-                    bench,
-                    target,
-                    steps,
-                    trainable,
-                    device,
-                    spec.training.target_evaluations,
-                    evaluator,
-                    tick,
-                )
             save_agent(agent, opts.out / "agents" / name.replace(" ", "-"))
             agents[name] = agent
             curves[name] = list(agent.training.get("curve") or [])
 
     evaluation = spec.evaluation
-    n_methods = len(agents) + 3  # agents and baselines report progress; top-k is instant
-    with reporter.task(f"evaluate on {target}", evaluation.searches * n_methods) as tick:
-        results = compare(
-            bench,
-            target,
-            evaluation.budget,
-            evaluation.searches,
-            evaluation.seed,
-            {name: (a.net, *training_cost(a, target)) for name, a in agents.items()},
-            device,
-            source_task=source_task if evaluation.source_top_k else None,
-            progress=lambda n: tick(n, {}),
-        )
-    for r in results:
-        if r.method in agents:
-            agents[r.method].evaluation = {
-                "task": target,
-                "budget": evaluation.budget,
-                **r.to_dict(),
-            }
-            save_agent(agents[r.method], opts.out / "agents" / r.method.replace(" ", "-"))
+    results = evaluate_agents(bench, spec, agents, source_task, device, reporter)
+    for name, agent in agents.items():
+        save_agent(agent, opts.out / "agents" / name.replace(" ", "-"))
     stats = bench.stats(target)
     report = {
         "search": manifest.metadata.name,

@@ -18,8 +18,7 @@ from .agent import Agent
 from .benchmark import Benchmark
 from .evaluate import MethodResult, compare
 from .learner import Hyperparameters
-from .run import Reporter, pretrained_source, training_cost
-from .transfer import fit, make_target_agent, target_hyperparameters
+from .run import Reporter, pretrained_source, train_target, training_cost
 
 
 @dataclass(frozen=True)
@@ -58,26 +57,20 @@ def run_study(
     for target in settings.targets:
         agents: dict[str, Agent] = {}
         for mode in settings.modes:
-            agent, trainable = make_target_agent(
+            agent = train_target(
                 source,
                 mode,
-                bench.space,
+                bench,
+                target,
+                settings.steps,
+                settings.target_evaluations,
                 settings.seed,
-                target_hyperparameters(hp, settings.target_evaluations),
+                hp,
+                device,
+                None,
+                reporter,
+                mode,
             )
-            steps = settings.steps if trainable is not None else 0
-            with reporter.task(f"{mode} on {target}", max(steps, 1)) as tick:
-                fit(
-                    agent,
-                    bench,
-                    target,
-                    steps,
-                    trainable,
-                    device,
-                    settings.target_evaluations,
-                    None,
-                    tick,
-                )
             agents[mode] = agent
         with reporter.task(f"evaluate on {target}", settings.searches * (len(agents) + 3)) as tick:
             results[target] = compare(

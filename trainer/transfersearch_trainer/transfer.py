@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 
 from .agent import Agent
 from .benchmark import Benchmark
 from .errors import TransferSearchError
-from .learner import Evaluator, Hyperparameters, Progress, train
+from .learner import Evaluator, Hyperparameters, LearnerHooks, Progress, train
 from .spaces import SearchSpace
 from .spec import TRANSFER_MODES
 
@@ -100,6 +101,7 @@ def fit(
     evaluation_cap: int | None = None,
     evaluator: Evaluator | None = None,
     progress: Progress | None = None,
+    hooks: Sequence[LearnerHooks] = (),
 ) -> Agent:
     """Train `agent` on `task` in place and record what it cost (zero-shot: nothing)."""
     if trainable is None or steps == 0:
@@ -129,6 +131,7 @@ def fit(
         evaluation_cap=evaluation_cap,
         evaluator=evaluator,
         progress=progress,
+        hooks=hooks,
     )
     agent.task = task
     agent.steps += stats.updates
