@@ -50,6 +50,16 @@ prometheus:
 # The CRD is generated from the pydantic models; a test fails when this is stale.
 crds: install
 	$(BIN)/python -m transfersearch_operator.crd > crds/transfersearch.io_transfersearches.yaml
+	$(MAKE) chart-sync
+
+# Helm templates can read only files inside the chart, so the chart keeps byte-identical
+# copies of the CRD, the alert rules and the dashboard; tests/test_chart.py fails when a
+# copy differs from its source.
+.PHONY: chart-sync
+CHART := charts/transfersearch
+chart-sync:
+	cp crds/transfersearch.io_transfersearches.yaml $(CHART)/crds/
+	cp observability/prometheus-rules.yaml observability/grafana-dashboard.json $(CHART)/files/
 
 test: lint pytest
 

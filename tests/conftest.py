@@ -78,6 +78,17 @@ def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> s
     return s3_server
 
 
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's promtool; missing is a failure (make test installs it as root)."""
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail(
+            "promtool not found: install Debian's `prometheus` package (make test does so as root)"
+        )
+    return path
+
+
 def _trainer_exists() -> bool:
     from transfersearch_trainer.cli import app
 

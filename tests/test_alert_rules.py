@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 OBS = Path(__file__).resolve().parents[1] / "observability"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail(
-            "promtool not found: install Debian's `prometheus` package (make test does so as root)"
-        )
-    return path
 
 
 def test_rules_are_valid(promtool: str) -> None:

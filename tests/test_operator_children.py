@@ -161,6 +161,6 @@ def test_source_words_for_the_printer_column() -> None:
     assert words == {
         "scratch.yaml": "scratch",
         "auto-source.yaml": "auto (3 candidates)",
-        "finetune.yaml": "s3://transfersearch/agents/class_scene/micro",
+        "finetune.yaml": "s3://transfersearch/models/agents/micro/class_scene/f0b8249d8726872224cbfab7b68804ed1f19ce37a4564f73ecc4a30d6cd3efd7",
         "freeze-encoder.yaml": "pretrain on class_scene",
     }

@@ -159,6 +159,9 @@ BASE: dict[str, Any] = {
 }
 
 
+STORE_URI = "s3://models/team/agents/micro/class_scene/" + "ab" * 32
+
+
 def spec_with(**spec: Any) -> dict[str, Any]:
     doc = copy.deepcopy(BASE)
     doc["spec"].update(spec)
@@ -175,6 +178,7 @@ def spec_with(**spec: Any) -> dict[str, Any]:
             "only used with source.agent: auto",
         ),
         (spec_with(source={}), "give source.agent"),
+        (spec_with(source={"agent": "s3://models/scene"}), "must be a store URI"),
         ({**BASE, "metadata": {"name": "n" * 64}}, "at most 63 characters"),
     ],
 )
@@ -190,7 +194,9 @@ def test_cel_rules_refuse_what_the_model_refuses(doc: dict[str, Any], cel_messag
     [
         BASE,
         spec_with(transfer={"mode": "scratch"}, source={}),
-        spec_with(source={"agent": "auto", "candidates": [{"agent": "s3://b/c"}]}),
+        spec_with(source={"agent": "auto", "candidates": [{"agent": STORE_URI}]}),
+        spec_with(source={"agent": STORE_URI}),
+        spec_with(source={"agent": "runs/agents/scene"}),
         spec_with(training={"seeds": 4, "parallelism": 4}),
     ],
 )

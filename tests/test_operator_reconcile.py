@@ -124,7 +124,10 @@ async def test_create_makes_the_config_map_and_the_indexed_job(
     assert status["observedGeneration"] == 1
     assert status["trials"] == {"total": 4, "active": 0, "succeeded": 0, "failed": 0}
     assert condition(status, "Created")["status"] == "True"
-    assert status["source"] == "s3://transfersearch/agents/class_object/macro"
+    assert (
+        status["source"]
+        == "s3://transfersearch/models/agents/macro/class_object/26aca0a7744aa4a27d2b1064f30e3808bd2c2a9d9d90d904c6a50d296dbe9322"
+    )
     assert "kopf" not in status  # kopf's bookkeeping stays in annotations
 
 

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from .errors import TransferSearchError
@@ -44,6 +52,26 @@ TRANSFER_MODES: tuple[str, ...] = TransferMode.__args__  # type: ignore[attr-def
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# An agent in S3 must be addressed in the agent store's layout (see store.py), so the
+# trainer can verify the manifest against the id in its key before trusting it.
+S3_AGENT_PATTERN = r"^s3://[^/]+/(.+/)?agents/[a-z][a-z0-9_]*/[a-z][a-z0-9_]*/[0-9a-f]{64}/?$"
+S3_AGENT_HINT = (
+    "an s3:// agent must be a store URI, s3://BUCKET/PREFIX/agents/<space>/<task>/<id>, as "
+    "`transfersearch agents push DIR --store s3://BUCKET/PREFIX` prints it"
+)
+_S3_AGENT_RULE: dict[str, JsonValue] = {
+    "rule": f"!self.startsWith('s3://') || self.matches('{S3_AGENT_PATTERN}')",
+    "message": S3_AGENT_HINT,
+}
+
+
+def _check_agent_location(value: str | None) -> str | None:
+    if value and value.startswith("s3://") and not re.match(S3_AGENT_PATTERN, value):
+        raise ValueError(f"{value}: {S3_AGENT_HINT}")
+    return value
+
+
+AgentLocation = Annotated[str, AfterValidator(_check_agent_location)]
 
 
 class _Model(BaseModel):
@@ -72,7 +100,11 @@ class BenchmarkRef(_Model):
 class SourceCandidate(_Model):
     """One pretrained agent that `agent: auto` may choose."""
 
-    agent: str = Field(description="Agent folder: s3:// URI or path.")
+    agent: AgentLocation = Field(
+        max_length=1024,
+        description="Agent folder: s3:// agent-store URI or path.",
+        json_schema_extra={"x-kubernetes-validations": [_S3_AGENT_RULE]},
+    )
     digest: str | None = Field(
         None, pattern=DIGEST_PATTERN, description="sha256:<hex> of the weights."
     )
@@ -106,10 +138,12 @@ class Source(_Model):
     task: TaskName | None = Field(
         None, description="Source task; an agent is pretrained on it when `agent` is not given."
     )
-    agent: str | None = Field(
+    agent: AgentLocation | None = Field(
         None,
-        description="Pretrained agent: s3:// URI or path of its folder, or 'auto' to pick "
-        "among `candidates` by task similarity.",
+        max_length=1024,
+        description="Pretrained agent: s3:// agent-store URI or path of its folder, or 'auto' "
+        "to pick among `candidates` by task similarity.",
+        json_schema_extra={"x-kubernetes-validations": [_S3_AGENT_RULE]},
     )
     digest: str | None = Field(
         None, pattern=DIGEST_PATTERN, description="Expected sha256 of the weights."
