@@ -12,6 +12,7 @@ Three ways to run the same searches with the same actions:
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -289,4 +290,83 @@ def measure_checkpoint(
         "restore_seconds": restore_seconds,
         "lost_updates_max": interval,
         "lost_seconds_max": interval / rate,
+    }
+
+
+def measure_metrics(
+    bench: Benchmark,
+    task: str,
+    updates: int = 600,
+    rounds: int = 3,
+    seed: int = 0,
+    device: str | None = None,
+) -> dict[str, object]:
+    """Instrumentation cost, side by side: the same training with and without metrics.
+
+    Rounds alternate plain and instrumented runs (same seed, same work) so drift in
+    the machine's speed hits both alike; the instrumented runs also serve /metrics
+    and are scraped every second by a thread, as Prometheus would. Reports the
+    median updates/s of each, their ratio, and the size of one scrape.
+    """
+    import statistics
+    import threading
+    import urllib.request
+
+    from .agent import Agent
+    from .learner import Hyperparameters, pick_device, train
+    from .metrics import MetricLabels, TrainerMetrics
+    from .telemetry import MetricsHook
+
+    dev = pick_device(device)
+    hp = Hyperparameters()
+    metrics = TrainerMetrics()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    sock.close()
+    metrics.serve(port, addr="127.0.0.1")
+    url = f"http://127.0.0.1:{port}/metrics"
+    labels = MetricLabels(search="bench", namespace="bench", task=task, trial="0", mode="scratch")
+    metrics.set_limits(labels, 0.1, 3600.0)
+    stop = threading.Event()
+    scrapes: list[int] = []
+
+    def scrape() -> None:
+        while not stop.wait(1.0):
+            with urllib.request.urlopen(url, timeout=5) as response:
+                scrapes.append(len(response.read()))
+
+    plain: list[float] = []
+    instrumented: list[float] = []
+    for _ in range(rounds):
+        for hooked in (False, True):
+            agent = Agent.new(bench.space, hp, seed)
+            hooks = [MetricsHook(metrics, labels)] if hooked else []
+            scraper = threading.Thread(target=scrape, daemon=True) if hooked else None
+            if scraper is not None:
+                stop.clear()
+                scraper.start()
+            stats = train(agent.net, bench, task, hp, updates, seed, dev, hooks=hooks)
+            if scraper is not None:
+                stop.set()
+                scraper.join()
+            (instrumented if hooked else plain).append(stats.updates / stats.device_seconds)
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = response.read().decode()
+    samples = [line for line in body.splitlines() if line and not line.startswith("#")]
+    plain_ups, hooked_ups = statistics.median(plain), statistics.median(instrumented)
+    return {
+        "device": str(dev),
+        "task": task,
+        "updates": updates,
+        "rounds": rounds,
+        "plain_updates_per_second": plain_ups,
+        "instrumented_updates_per_second": hooked_ups,
+        "ratio": hooked_ups / plain_ups,
+        "plain_runs": plain,
+        "instrumented_runs": instrumented,
+        "scrapes": len(scrapes),
+        "scrape_bytes": len(body.encode()),
+        "scrape_samples": len(samples),
+        "families": sum(1 for line in body.splitlines() if line.startswith("# TYPE")),
     }

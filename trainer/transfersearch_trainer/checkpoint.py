@@ -239,6 +239,7 @@ class Checkpointer(LearnerHooks):
         interval: int,
         fingerprint: dict[str, Any],
         should_stop: Callable[[], bool] | None = None,
+        on_saved: Callable[[SaveRecord], None] | None = None,
     ) -> None:
         if interval < 1:
             raise TransferSearchError("training.checkpointInterval: must be at least 1")
@@ -247,6 +248,7 @@ class Checkpointer(LearnerHooks):
         self.interval = interval
         self.fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back from JSON
         self.should_stop = should_stop
+        self.on_saved = on_saved  # e.g. the checkpoint-age metric
         self.last_saved = -1  # updates at the last save (or restore)
         self.final_saved = False
         self.published: str | None = None  # the checkpoint latest.json names
@@ -325,6 +327,8 @@ class Checkpointer(LearnerHooks):
             name, updates, len(blob) + len(meta_bytes), time.perf_counter() - started
         )
         self.saves.append(record)
+        if self.on_saved is not None:
+            self.on_saved(record)
         log.info(
             "checkpoint %s: %.2f MB in %.2f s",
             self.blobs.uri(self._key(name)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
@@ -54,6 +55,13 @@ DataOpt = Annotated[
 ]
 SpaceOpt = Annotated[Space, typer.Option("--space", help="Search space.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
+LingerOpt = Annotated[
+    float,
+    typer.Option(
+        "--metrics-linger",
+        help="Keep serving /metrics this many seconds after the work ends (a last scrape).",
+    ),
+]
 
 
 @contextmanager
@@ -270,6 +278,40 @@ def bench_learner(
         f"(batch {result['batch_size']}), {result['env_steps_per_second']:,.0f} env steps/s "
         f"with learning ({result['num_actors']} actors); actors alone "
         f"{result['actors_only_env_steps_per_second']:,.0f} env steps/s"
+    )
+
+
+@bench_app.command("metrics")
+def bench_metrics(
+    space: SpaceOpt = Space.micro,
+    task: Annotated[str, typer.Option("--task")] = "class_scene",
+    updates: Annotated[int, typer.Option("--updates", help="Learner updates per run.")] = 600,
+    rounds: Annotated[int, typer.Option("--rounds", help="Plain/instrumented pairs.")] = 3,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cost of the Prometheus instrumentation on learner throughput, and one scrape's size."""
+    from .bench import measure_metrics
+    from .loaders import load_benchmark
+    from .tasks import check_task
+
+    check_task(task, "--task")
+    bench = load_benchmark(data, space.value)
+    if not json_out:
+        err_console.print(
+            f"{rounds} x (plain, instrumented + scraped every second) runs of {updates} updates..."
+        )
+    r = measure_metrics(bench, task, updates, rounds, device=device)
+    if json_out:
+        print(json.dumps(r))
+        return
+    console.print(
+        f"learner on {r['device']}: {r['plain_updates_per_second']:.1f} updates/s plain, "
+        f"{r['instrumented_updates_per_second']:.1f} instrumented and scraped "
+        f"(ratio {r['ratio']:.3f}, medians of {r['rounds']}); one scrape: "
+        f"{r['scrape_bytes']:,} bytes, {r['scrape_samples']} samples in {r['families']} families",
+        highlight=False,
     )
 
 
@@ -631,6 +673,13 @@ def run(
     device: DeviceOpt = None,
     hp: HpOpt = None,
     json_out: JsonOpt = False,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            "--metrics-port", help="Serve Prometheus /metrics on this port while running; 0: off."
+        ),
+    ] = 0,
+    metrics_linger: LingerOpt = 0.0,
 ) -> None:
     """Run a TransferSearch manifest locally: source agent, transfer, evaluation, report."""
     from pathlib import Path
@@ -642,6 +691,19 @@ def run(
 
     manifest = load_manifest(manifest_file)
     out_dir = Path(out or Path("runs") / manifest.metadata.name)
+    metrics = None
+    if metrics_port:
+        from .metrics import TrainerMetrics
+
+        metrics = TrainerMetrics()
+        try:
+            metrics.serve(metrics_port)
+        except OSError as err:
+            raise TransferSearchError(
+                f"--metrics-port: cannot listen on {metrics_port} ({err.strerror}); "
+                "choose a free port or 0"
+            ) from None
+        err_console.print(f"metrics on http://localhost:{metrics_port}/metrics")
     opts = RunOptions(
         out=out_dir,
         data=data,
@@ -649,8 +711,12 @@ def run(
         compare_scratch=compare_scratch,
         device=device,
         hp=_hyperparameters(hp),
+        metrics=metrics,
     )
     report = run_manifest(manifest, opts, RichReporter(not json_out))
+    if metrics is not None and metrics_linger > 0:
+        err_console.print(f"serving the final metrics for {metrics_linger:.0f} s more")
+        time.sleep(metrics_linger)
     if json_out:
         print(json.dumps(report))
         return
@@ -939,11 +1005,20 @@ def train(
             show_default=False,
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Prometheus /metrics port (default: the config's metricsPort; 0: off).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_linger: LingerOpt = 0.0,
 ) -> None:
     """Run one trial of a search as a trainer pod does (exit 0 ok, 2 permanent, 75 retryable)."""
     from .trial import main as run_trial
 
-    code = run_trial(config, termination_log, trial)
+    code = run_trial(config, termination_log, trial, metrics_port, metrics_linger)
     if code:
         raise typer.Exit(code)
 

@@ -17,14 +17,27 @@ from __future__ import annotations
 import platform
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from . import __version__
 
 LABELS = ("search", "namespace", "task", "trial", "mode")
+CHECKPOINT_AGE = "transfersearch_checkpoint_age_seconds"
+CHECKPOINT_AGE_HELP = (
+    "Seconds since the last checkpoint was written (since training started if none yet)."
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class MetricLabels:
 
 class TrainerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin per counter: half the scrape, no loss
         self.registry = registry or CollectorRegistry()
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -128,11 +142,9 @@ class TrainerMetrics:
             LABELS,
             registry=r,
         )
-        self.checkpoint_age = Gauge(
-            "transfersearch_checkpoint_age_seconds",
-            "Seconds since the last checkpoint (since the start if there is none yet).",
-            registry=r,
-        )
+        # computed at scrape time, so a trainer that stopped checkpointing shows it ageing
+        self._checkpoints: dict[tuple[str, ...], float] = {}
+        r.register(_CheckpointAge(self))
         self.build_info = Gauge(
             "transfersearch_trainer_build_info",
             "Always 1: what runs.",
@@ -140,8 +152,6 @@ class TrainerMetrics:
             registry=r,
         )
         self.build_info.labels(__version__, platform.python_version()).set(1)
-        self._last_checkpoint = time.time()
-        self.checkpoint_age.set_function(lambda: time.time() - self._last_checkpoint)
 
     def _advance(self, counter: Counter, labels: dict[str, str], total: float, *extra: str) -> None:
         key = (str(id(counter)), (*labels.values(), *extra))
@@ -175,6 +185,23 @@ class TrainerMetrics:
         if episode_reward is not None and episode_reward == episode_reward:  # not NaN
             self.reward.labels(**lab).set(episode_reward)
 
+    def init_device(self, labels: MetricLabels, device: str, gpu_model: str = "") -> None:
+        """Create the device and GPU series at 0, so dashboards and the budget rule see them.
+
+        A CPU trainer exports `gpu_seconds_total{gpu_model="none"} 0`: zero GPU time is
+        a fact worth charting, and an absent series would look like a broken scrape.
+        """
+        lab = labels.as_dict()
+        kind = "cuda" if device.startswith("cuda") else device
+        self.device_seconds.labels(*lab.values(), kind)
+        self.gpu_seconds.labels(
+            *lab.values(), (gpu_model or "unknown") if kind == "cuda" else "none"
+        )
+
+    def record_reward(self, labels: MetricLabels, mean_return: float) -> None:
+        if mean_return == mean_return:  # not NaN
+            self.reward.labels(**labels.as_dict()).set(mean_return)
+
     def record_evaluation(
         self, labels: MetricLabels, mean_best: float, regret_ratio: float
     ) -> None:
@@ -201,13 +228,41 @@ class TrainerMetrics:
     def set_running(self, labels: MetricLabels, running: bool) -> None:
         self.running.labels(**labels.as_dict()).set(1 if running else 0)
 
+    def start_checkpoint_clock(self, labels: MetricLabels) -> None:
+        """Training started: the checkpoint age counts from now until the first checkpoint."""
+        with self._lock:
+            self._checkpoints.setdefault(tuple(labels.as_dict().values()), time.time())
+
     def record_checkpoint(self, labels: MetricLabels, when: float | None = None) -> None:
-        self._last_checkpoint = when if when is not None else time.time()
-        self.checkpoint_time.labels(**labels.as_dict()).set(self._last_checkpoint)
+        """A checkpoint was written now (or at `when`)."""
+        when = when if when is not None else time.time()
+        lab = labels.as_dict()
+        with self._lock:
+            self._checkpoints[tuple(lab.values())] = when
+        self.checkpoint_time.labels(**lab).set(when)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Expose /metrics on `port` from a daemon thread."""
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+class _CheckpointAge(Collector):
+    """`transfersearch_checkpoint_age_seconds`, per label set, as of the scrape."""
+
+    def __init__(self, owner: TrainerMetrics) -> None:
+        self.owner = owner
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(CHECKPOINT_AGE, CHECKPOINT_AGE_HELP, labels=LABELS)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(CHECKPOINT_AGE, CHECKPOINT_AGE_HELP, labels=LABELS)
+        now = time.time()
+        with self.owner._lock:
+            items = list(self.owner._checkpoints.items())
+        for values, when in items:
+            family.add_metric(list(values), max(now - when, 0.0))
+        return [family]
 
 
 def gpu_model() -> str:

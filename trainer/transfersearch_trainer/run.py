@@ -29,6 +29,7 @@ from .errors import TransferSearchError
 from .evaluate import MethodResult, compare, curve_evaluator
 from .learner import Evaluator, Hyperparameters, LearnerHooks, pick_device
 from .loaders import load_benchmark
+from .metrics import MetricLabels, TrainerMetrics
 from .plots import plot_comparison, plot_curves, write_curves_csv
 from .similarity import choose_source
 from .spec import TransferSearchManifest, TransferSearchSpec
@@ -60,6 +61,7 @@ class RunOptions:
     compare_scratch: bool = True
     device: str | None = None
     hp: Hyperparameters | None = None
+    metrics: TrainerMetrics | None = None  # exported while training (`--metrics-port`)
 
 
 def training_cost(agent: Agent, task: str) -> tuple[int, int]:
@@ -127,14 +129,59 @@ def get_source(
 ) -> Agent | None:
     cache = opts.agents_dir or opts.out.parent / "agents"
     seed = manifest.spec.training.seed
-    return source_agent(
-        manifest.spec,
-        bench,
-        reporter,
-        lambda task, steps: pretrained_source(
-            bench, task, steps, seed, hp, cache, device, reporter
-        ),
+
+    def pretrained(task: str, steps: int) -> Agent:
+        hooks = instrument(opts.metrics, manifest, task, "pretrain", 0)
+        return pretrained_source(bench, task, steps, seed, hp, cache, device, reporter, hooks)
+
+    return source_agent(manifest.spec, bench, reporter, pretrained)
+
+
+def metric_labels(
+    manifest: TransferSearchManifest, task: str, mode: str, trial: int
+) -> MetricLabels:
+    return MetricLabels(
+        search=manifest.metadata.name,
+        namespace=manifest.metadata.namespace or "local",
+        task=task,
+        trial=str(trial),
+        mode=mode,
     )
+
+
+def instrument(
+    metrics: TrainerMetrics | None,
+    manifest: TransferSearchManifest,
+    task: str,
+    mode: str,
+    trial: int,
+) -> list[LearnerHooks]:
+    """The learner hooks that export one training's metrics (none when not exporting)."""
+    if metrics is None:
+        return []
+    from .telemetry import MetricsHook
+
+    labels = metric_labels(manifest, task, mode, trial)
+    alerts = manifest.spec.alerts
+    metrics.set_limits(labels, alerts.drift_threshold, alerts.gpu_seconds_budget)
+    return [MetricsHook(metrics, labels)]
+
+
+def export_untrained(
+    metrics: TrainerMetrics | None, labels: MetricLabels, agent: Agent, evaluator: Evaluator
+) -> None:
+    """A zero-shot agent never trains (no hooks run): export one greedy evaluation of it."""
+    if metrics is None or agent.training.get("curve"):
+        return
+    score, regret = evaluator(agent.net)
+    metrics.record_evaluation(labels, score, regret)
+    metrics.set_running(labels, False)
+
+
+def final_regret(agent: Agent) -> float | None:
+    """The regret ratio of the agent's last learning-curve point (None if it has none)."""
+    curve = agent.training.get("curve") or []
+    return float(curve[-1]["normalised_regret"]) if curve else None
 
 
 def source_agent(
@@ -212,6 +259,7 @@ def pretrained_source(
     cache: Path,
     device: torch.device,
     reporter: Reporter,
+    hooks: Sequence[LearnerHooks] = (),
 ) -> Agent:
     """The agent pretrained on `task` with these settings: from the cache, or trained and cached."""
     folder = cache / source_cache_key(bench.space.name, task, steps, seed, hp)
@@ -219,7 +267,7 @@ def pretrained_source(
         agent = load_agent(folder, bench.space.name)
         reporter.log(f"reusing the pretrained {task} agent in {folder}")
         return agent
-    agent = pretrain(bench, task, steps, seed, hp, device, reporter)
+    agent = pretrain(bench, task, steps, seed, hp, device, reporter, hooks=hooks)
     save_agent(agent, folder)
     reporter.log(f"pretrained source agent saved to {folder} (sha256 {agent.digest})")
     return agent
@@ -340,10 +388,22 @@ def run_manifest(
                 evaluator,
                 reporter,
                 name,
+                instrument(opts.metrics, manifest, target, mode, trial),
+            )
+            export_untrained(
+                opts.metrics, metric_labels(manifest, target, mode, trial), agent, evaluator
             )
             save_agent(agent, opts.out / "agents" / name.replace(" ", "-"))
             agents[name] = agent
             curves[name] = list(agent.training.get("curve") or [])
+        # the negative-transfer reference: the scratch agent trained beside it, same budget
+        scratch = agents.get("scratch" if spec.training.seeds == 1 else f"scratch s{seed}")
+        reference = final_regret(scratch) if scratch is not None else None
+        if opts.metrics is not None and reference is not None:
+            for mode in modes:
+                if mode != "scratch":
+                    labels = metric_labels(manifest, target, mode, trial)
+                    opts.metrics.set_scratch_reference(labels, reference)
 
     evaluation = spec.evaluation
     results = evaluate_agents(bench, spec, agents, source_task, device, reporter)

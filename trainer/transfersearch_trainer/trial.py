@@ -45,11 +45,13 @@ from .checkpoint import Checkpointer
 from .errors import TransferSearchError
 from .evaluate import MethodResult, curve_evaluator
 from .jobconfig import TERMINATION_LOG, JobConfig, TrialSummary, load_job_config
-from .learner import Hyperparameters, pick_device
+from .learner import Hyperparameters, LearnerHooks, pick_device
 from .loaders import load_benchmark
+from .metrics import MetricLabels, TrainerMetrics
 from .run import (
     Tick,
     evaluate_agents,
+    export_untrained,
     pretrain,
     source_agent,
     source_cache_key,
@@ -134,8 +136,15 @@ def store_location(config: JobConfig) -> str:
 class Trial:
     """One trial's work and where it writes; `run` returns its summary."""
 
-    def __init__(self, config: JobConfig, trial: int, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        config: JobConfig,
+        trial: int,
+        stop: threading.Event,
+        metrics: TrainerMetrics | None = None,
+    ) -> None:
         self.config = config
+        self.metrics = metrics
         self.spec = config.spec
         self.trial = trial
         self.seed = self.spec.training.seed + trial
@@ -154,13 +163,36 @@ class Trial:
         self.pretrain_seconds = (0.0, 0.0)  # device, GPU seconds spent pretraining here
 
     def _checkpointer(self, phase: str, fingerprint: dict[str, Any]) -> Checkpointer:
+        labels = self._labels(fingerprint["task"], fingerprint.get("mode", "pretrain"))
+        metrics = self.metrics
         return Checkpointer(
             self.out,
             f"{self.prefix}/checkpoints/{phase}",
             self.spec.training.checkpoint_interval,
             {**self.identity, "phase": phase, **fingerprint},
             should_stop=self.stop.is_set,
+            on_saved=None if metrics is None else lambda _: metrics.record_checkpoint(labels),
         )
+
+    def _labels(self, task: str, mode: str) -> MetricLabels:
+        return MetricLabels(
+            search=self.config.search,
+            namespace=self.config.namespace,
+            task=task,
+            trial=str(self.trial),
+            mode=mode,
+        )
+
+    def _hooks(self, checkpointer: Checkpointer, task: str, mode: str) -> list[LearnerHooks]:
+        """Checkpointer first: the metrics hook then sees the restored state as its zero."""
+        if self.metrics is None:
+            return [checkpointer]
+        from .telemetry import MetricsHook
+
+        labels = self._labels(task, mode)
+        alerts = self.spec.alerts
+        self.metrics.set_limits(labels, alerts.drift_threshold, alerts.gpu_seconds_budget)
+        return [checkpointer, MetricsHook(self.metrics, labels)]
 
     def finished(self) -> TrialSummary | None:
         raw = self.out.get(f"{self.prefix}/summary.json")
@@ -202,6 +234,10 @@ class Trial:
         )
         evaluator = curve_evaluator(bench, target, hp.eval_budget, hp.eval_searches, device)
         mode = spec.transfer.mode
+        if self.metrics is not None and mode != "scratch":
+            reference = self.scratch_reference(target, hp)
+            if reference is not None:
+                self.metrics.set_scratch_reference(self._labels(target, mode), reference)
         agent = train_target(
             source,
             mode,
@@ -215,8 +251,9 @@ class Trial:
             evaluator,
             self.reporter,
             mode,
-            hooks=[checkpointer],
+            hooks=self._hooks(checkpointer, target, mode),
         )
+        export_untrained(self.metrics, self._labels(target, mode), agent, evaluator)
         results = evaluate_agents(bench, spec, {mode: agent}, source_task, device, self.reporter)
         report = {
             **self.identity,
@@ -282,6 +319,34 @@ class Trial:
             ],
         }
 
+    def scratch_reference(self, target: str, hp: Hyperparameters) -> float | None:
+        """The negative-transfer reference: the newest scratch agent for `target` in the store.
+
+        Its last learning-curve regret ratio, if it was measured like ours (same
+        evaluation budget and searches); a scratch search run once per task provides
+        it for every later transfer search. Best effort: a reference is not worth
+        failing a trial for, so any problem is logged and the alert simply has none.
+        """
+        space = self.spec.benchmark.space
+        try:
+            candidates = [a for a in self.store.list_agents(space, target) if a.mode == "scratch"]
+            for entry in reversed(candidates):  # newest first
+                ref = parse_agent_uri(entry.uri)
+                if ref is None:
+                    continue
+                manifest = json.loads((self.store.pull(ref) / "agent.json").read_text())
+                theirs = manifest.get("hyperparameters") or {}
+                curve = (manifest.get("training") or {}).get("curve") or []
+                same = all(
+                    theirs.get(k) == getattr(hp, k) for k in ("eval_budget", "eval_searches")
+                )
+                if curve and same:
+                    log.info("scratch reference for %s: %s", target, entry.uri)
+                    return float(curve[-1]["normalised_regret"])
+        except (TransferSearchError, OSError, ValueError, KeyError) as err:
+            log.warning("no scratch reference for the negative-transfer alert: %s", err)
+        return None
+
     def pretrained(
         self, bench: Benchmark, task: str, steps: int, hp: Hyperparameters, device: torch.device
     ) -> Agent:
@@ -302,7 +367,8 @@ class Trial:
             "pretrain",
             {"task": task, "seed": seed, "steps": steps, "hyperparameters": hp.to_dict()},
         )
-        agent = pretrain(bench, task, steps, seed, hp, device, self.reporter, hooks=[checkpointer])
+        hooks = self._hooks(checkpointer, task, "pretrain")
+        agent = pretrain(bench, task, steps, seed, hp, device, self.reporter, hooks=hooks)
         self.pretrain_seconds = (
             float(agent.training.get("device_seconds", 0.0)),
             float(agent.training.get("gpu_seconds", 0.0)),
@@ -328,7 +394,28 @@ def _write_termination_log(path: str, summary: TrialSummary) -> None:
         log.error("cannot write the termination message to %s (%s)", path, err.strerror)
 
 
-def main(config_path: str, termination_log: str | None = None, trial: int | None = None) -> int:
+def serve_metrics(config: JobConfig, port: int | None) -> TrainerMetrics | None:
+    """Start /metrics on the config's port (or `port`; 0: off). Never fails the trial."""
+    port = config.metrics_port if port is None else port
+    if not port:
+        return None
+    metrics = TrainerMetrics()
+    try:
+        metrics.serve(port)
+    except OSError as err:
+        log.warning("metrics: cannot listen on port %d (%s); training without /metrics", port, err)
+        return None
+    log.info("metrics on :%d/metrics", port)
+    return metrics
+
+
+def main(
+    config_path: str,
+    termination_log: str | None = None,
+    trial: int | None = None,
+    metrics_port: int | None = None,
+    metrics_linger: float = 0.0,
+) -> int:
     """Run one trial and report it; returns the process exit code (never raises)."""
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("transfersearch").setLevel(logging.INFO)
@@ -341,6 +428,7 @@ def main(config_path: str, termination_log: str | None = None, trial: int | None
     signal.signal(signal.SIGTERM, on_sigterm)
     summary_path = termination_log or TERMINATION_LOG
     index, seed = trial if trial is not None else 0, 0
+    metrics: TrainerMetrics | None = None
     try:
         config = load_job_config(config_path)
         summary_path = termination_log or config.termination_log
@@ -348,7 +436,8 @@ def main(config_path: str, termination_log: str | None = None, trial: int | None
         seed = config.spec.training.seed + index
         if config.spec.s3 is not None:
             s3.configure(config.spec.s3.endpoint, config.spec.s3.region)
-        summary = Trial(config, index, stop).run()
+        metrics = serve_metrics(config, metrics_port)
+        summary = Trial(config, index, stop, metrics).run()
         code = EXIT_OK
     except TransferSearchError as err:
         log.error("trial failed: %s", err)
@@ -360,4 +449,7 @@ def main(config_path: str, termination_log: str | None = None, trial: int | None
         summary = _failure(f"internal error: {type(err).__name__}: {err}", index, seed, None)
         code = EXIT_BUG
     _write_termination_log(summary_path, summary)
+    if metrics is not None and metrics_linger > 0 and not stop.is_set():
+        log.info("serving the final metrics for %.0f s more", metrics_linger)
+        stop.wait(metrics_linger)
     return code
