@@ -17,6 +17,26 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "transnas-bench-101"
 
 
+# The smallest agent that still learns: what tests train when training is not the point.
+TINY_HP: dict[str, int] = {
+    "d_model": 16,
+    "layers": 1,
+    "heads": 2,
+    "ff": 32,
+    "num_actors": 16,
+    "episode_steps": 12,
+    "batch_size": 32,
+    "learning_starts": 128,
+    "eval_searches": 8,
+    "eval_budget": 10,
+}
+
+
+def hp_flags(hp: dict[str, object]) -> list[str]:
+    """`--hp name=value` flags for the CLI."""
+    return [arg for k, v in hp.items() for arg in ("--hp", f"{k}={v}")]
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The TransNAS-Bench-101 folder ($TRANSFERSEARCH_DATA or ../shared/data/...).

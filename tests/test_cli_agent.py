@@ -10,31 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TINY_HP, hp_flags
+
 EXE = str(Path(sys.executable).parent / "transfersearch")
-SMALL = [
-    "--hp",
-    "d_model=16",
-    "--hp",
-    "layers=1",
-    "--hp",
-    "heads=2",
-    "--hp",
-    "ff=32",
-    "--hp",
-    "num_actors=16",
-    "--hp",
-    "episode_steps=12",
-    "--hp",
-    "batch_size=32",
-    "--hp",
-    "learning_starts=128",
-    "--hp",
-    "eval_interval=20",
-    "--hp",
-    "eval_searches=8",
-    "--hp",
-    "eval_budget=10",
-]
+SMALL = hp_flags({**TINY_HP, "eval_interval": 20})
 
 
 def cli(*args: str, data: Path) -> subprocess.CompletedProcess[str]:

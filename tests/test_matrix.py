@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TINY_HP
 from transfersearch_trainer.errors import TransferSearchError
 from transfersearch_trainer.matrix import MatrixSettings, load_cells, plan, run_matrix
 from transfersearch_trainer.matrix_report import (
@@ -72,18 +73,7 @@ def test_spearman_and_source_choice(data_dir: Path) -> None:
         choose_source(bench, "class_object", [])
 
 
-SMALL = {
-    "d_model": 16,
-    "layers": 1,
-    "heads": 2,
-    "ff": 32,
-    "num_actors": 16,
-    "episode_steps": 12,
-    "batch_size": 32,
-    "learning_starts": 128,
-    "eval_budget": 10,
-    "augment": 0.0,
-}
+SMALL = {**TINY_HP, "augment": 0.0}
 
 
 def settings() -> MatrixSettings:

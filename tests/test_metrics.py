@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import TINY_HP
 from transfersearch_trainer.agent import Agent
 from transfersearch_trainer.learner import Hyperparameters, Learner, LearnerHooks, pick_device
 from transfersearch_trainer.loaders import load_benchmark
@@ -14,19 +15,7 @@ from transfersearch_trainer.metrics import MetricLabels, TrainerMetrics
 from transfersearch_trainer.telemetry import MetricsHook
 
 LABELS = MetricLabels(search="s", namespace="ns", task="jigsaw", trial="1", mode="finetune")
-TINY = Hyperparameters().replace(
-    d_model=16,
-    layers=1,
-    heads=2,
-    ff=32,
-    num_actors=16,
-    episode_steps=12,
-    batch_size=32,
-    learning_starts=128,
-    eval_interval=20,
-    eval_searches=4,
-    eval_budget=8,
-)
+TINY = Hyperparameters().replace(**TINY_HP, eval_interval=20)
 
 
 def scrape(metrics: TrainerMetrics) -> dict[str, float]:

@@ -31,25 +31,13 @@ import pytest
 import yaml
 
 from tests import apiserver
-from tests.conftest import free_port, wait_port
+from tests.conftest import TINY_HP, free_port, hp_flags, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).parent / "transfersearch")
 RULES = ROOT / "observability" / "prometheus-rules.yaml"
 DASHBOARD = ROOT / "observability" / "grafana-dashboard.json"
-HP = {
-    "d_model": 16,
-    "layers": 1,
-    "heads": 2,
-    "ff": 32,
-    "num_actors": 16,
-    "episode_steps": 12,
-    "batch_size": 32,
-    "learning_starts": 128,
-    "eval_interval": 40,
-    "eval_searches": 8,
-    "eval_budget": 10,
-}
+HP = {**TINY_HP, "eval_interval": 40}
 LINGER = 600  # the trainers keep serving their final values until the fixture stops them
 
 
@@ -217,7 +205,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
                     env,
                 )
             )
-            hp = [arg for k, v in HP.items() for arg in ("--hp", f"{k}={v}")]
             procs.append(
                 _start(
                     [
@@ -232,7 +219,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
                         str(targets["trainer-local"]),
                         "--metrics-linger",
                         str(LINGER),
-                        *hp,
+                        *hp_flags(HP),
                     ],
                     logs / "trainer-local.log",
                     env,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import TINY_HP, free_port
 from transfersearch_trainer.agent import load_agent
 from transfersearch_trainer.errors import TransferSearchError
 from transfersearch_trainer.jobconfig import JobConfig, TrialSummary
@@ -29,19 +29,7 @@ from transfersearch_trainer.trial import _failure, job_hyperparameters
 EXE = str(Path(sys.executable).parent / "transfersearch")
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"  # must never appear in logs, results or status
 STEPS = 300
-HP = {
-    "d_model": 16,
-    "layers": 1,
-    "heads": 2,
-    "ff": 32,
-    "num_actors": 16,
-    "episode_steps": 12,
-    "batch_size": 32,
-    "learning_starts": 128,
-    "eval_interval": 50,
-    "eval_searches": 8,
-    "eval_budget": 10,
-}
+HP = {**TINY_HP, "eval_interval": 50}
 
 
 def job(output: str, tmp: Path, source: dict[str, Any], **spec: Any) -> Path:
