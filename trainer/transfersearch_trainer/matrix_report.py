@@ -329,6 +329,8 @@ def _claims(
         "targets_improved_best_source": len(improved_best),
         "median_reduction": med,
         "reduction_samples": {k: len(v) for k, v in red.items()},
+        # pairs already at the threshold when fine-tuning starts: the factor is unbounded
+        "reduction_at_start": {k: sum(1 for x in v if math.isinf(x)) for k, v in red.items()},
         "similarity_gain_spearman": sim_gain,
         "auto_choice": choice,
         "honest": honest,
@@ -434,7 +436,10 @@ def _markdown(a: dict[str, Any]) -> str:
         f"{_fmt(m['median_reduction']['updates'], 2)}x "
         f"in learner updates, {_fmt(m['median_reduction']['task_evaluations'], 2)}x in target "
         f"evaluations, {_fmt(m['median_reduction']['device_seconds'], 2)}x in device seconds "
-        f"(over {m['reduction_samples']['updates']} fine-tuned pairs that reached it).",
+        f"(over {m['reduction_samples']['updates']} fine-tuned pairs that reached it; "
+        f"{m['reduction_at_start']['updates']} of them were there before their first update, "
+        "an unbounded factor, `inf`, in updates: their evaluations and seconds then count only "
+        "the first greedy evaluation and the actors' start).",
         f"* **Task similarity predicts the gain**: Spearman correlation between probe similarity "
         f"({a['similarity']['probe_size']} architectures, i.e. that many target evaluations) and "
         f"measured gain across pairs: {_fmt(m['similarity_gain_spearman'])}.",
