@@ -374,3 +374,16 @@ def test_trainer_series_carry_the_promised_labels_and_values(stack: Stack) -> No
     assert all(float(s["value"][1]) >= 0 for s in age["result"])
     limits = query(stack, 'transfersearch_drift_threshold_ratio{search="scene-to-jigsaw"}')
     assert {float(s["value"][1]) for s in limits["result"]} == {0.25}
+
+
+def test_scrapes_stay_small(stack: Stack) -> None:
+    """Bounded labels keep every target's scrape small (a guard against a cardinality leak)."""
+    for job, port in stack.targets.items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read()
+        samples = query(stack, f'scrape_samples_scraped{{job="{job}"}}')["result"]
+        assert samples, job
+        count = int(float(samples[0]["value"][1]))
+        print(f"{job}: {len(body):,} bytes, {count} samples per scrape")
+        assert 0 < count < 500
+        assert len(body) < 64_000
