@@ -77,7 +77,14 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "priorityClassName": "system-cluster-critical",
             "podAnnotations": {"team": "nas"},
         },
-        "trainer": {"image": {"repository": "registry.example.com/ts/trainer", "tag": "1.2.3"}},
+        "trainer": {
+            "image": {"repository": "registry.example.com/ts/trainer", "tag": "1.2.3"},
+            "s3": {
+                "bucket": "nas-models",
+                "endpoint": "http://minio.storage:9000",
+                "credentialsSecret": "transfersearch-s3",
+            },
+        },
     },
 }
 
@@ -366,6 +373,14 @@ def test_operator_command_line_accepts_the_rendered_args(
     assert params["all_namespaces"] is (namespaces is None)
     assert list(params["namespace"] or []) == (namespaces or [])
     assert params["liveness_port"] == merged(VALUE_SETS[name])["operator"]["healthPort"]
+    s3 = merged(VALUE_SETS[name])["trainer"]["s3"]
+    assert params["s3_bucket"] == (s3["bucket"] or None)
+    if s3["bucket"]:
+        assert (params["s3_prefix"], params["s3_endpoint"], params["s3_credentials_secret"]) == (
+            s3["prefix"],
+            s3["endpoint"] or None,
+            s3["credentialsSecret"] or None,
+        )
 
 
 # --- monitoring: the monitors select what the operator really creates ------------------------

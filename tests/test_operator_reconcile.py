@@ -32,10 +32,10 @@ from tests.emulator import (
 )
 from transfersearch_operator import children
 from transfersearch_operator.children import SearchRef
-from transfersearch_operator.config import DEFAULT_IMAGE
+from transfersearch_operator.config import DEFAULT_IMAGE, OperatorConfig
 from transfersearch_operator.metrics import OperatorMetrics
 from transfersearch_trainer.jobconfig import JobConfig
-from transfersearch_trainer.spec import TransferSearchSpec
+from transfersearch_trainer.spec import S3Settings, TransferSearchSpec
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kmock(cls=ClusterEmulator)]
 
@@ -340,3 +340,41 @@ async def test_an_invalid_spec_change_stops_the_running_generation(
     assert k8s.live(JOBS, NS) == {}
     assert condition(status, "Failed")["reason"] == "InvalidSpec"
     assert "training.parallelism cannot exceed training.seeds" in status["message"]
+
+
+async def test_searches_without_s3_get_the_operators_default_store(
+    k8s: ClusterEmulator, api: Api
+) -> None:
+    default = S3Settings(
+        bucket="nas-models", endpoint="http://minio.storage:9000", credentials_secret="team-s3"
+    )
+    own, plain = example("finetune.yaml"), example("scratch.yaml")  # with and without `s3`
+    config = OperatorConfig(retry_delay=0.2, default_s3=default)
+    async with operator(str(k8s.url), config=config):
+        for body in (own, plain):
+            body["metadata"]["namespace"] = NS
+            await api.create(SEARCHES, body)
+        for body in (own, plain):
+            name = f"{body['metadata']['name']}-g1"
+            await wait_for(f"Job {name}", lambda n=name: k8s.get(JOBS, NS, n))  # type: ignore[misc]
+
+    def trial_config(body: dict[str, Any]) -> tuple[JobConfig, dict[str, Any]]:
+        name = f"{body['metadata']['name']}-g1"
+        config_map, job = k8s.get(CONFIGMAPS, NS, name), k8s.get(JOBS, NS, name)
+        assert config_map is not None
+        assert job is not None
+        env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        return JobConfig.model_validate_json(config_map["data"]["job.json"]), env
+
+    job_config, env = trial_config(plain)
+    assert job_config.spec.s3 == default
+    assert job_config.output.startswith("s3://nas-models/transfersearch/")
+    assert env["TRANSFERSEARCH_S3_ENDPOINT"]["value"] == "http://minio.storage:9000"
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "team-s3"
+    stored = k8s.get(SEARCHES, NS, plain["metadata"]["name"])
+    assert stored is not None
+    assert "s3" not in stored["spec"]  # the default is applied to the children, not the spec
+
+    job_config, env = trial_config(own)  # a search's own s3 section wins
+    assert job_config.spec.s3 == TransferSearchSpec.model_validate(own["spec"]).s3
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "transfersearch-s3"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transfersearch_trainer import __version__
+from transfersearch_trainer.spec import S3Settings
 
 DEFAULT_IMAGE = f"transfersearch-trainer:{__version__}"
 
@@ -13,5 +14,7 @@ DEFAULT_IMAGE = f"transfersearch-trainer:{__version__}"
 class OperatorConfig:
     default_image: str = DEFAULT_IMAGE
     """Trainer image for searches whose spec names none."""
+    default_s3: S3Settings | None = None
+    """Where searches whose spec has no `s3` section keep agents and results (chart: trainer.s3)."""
     retry_delay: float = 10.0
     """Seconds before a failed status update is tried again."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import kopf
 
 from transfersearch_trainer.errors import TransferSearchError
+from transfersearch_trainer.spec import S3Settings
 
 from .config import DEFAULT_IMAGE, OperatorConfig
 from .handlers import configure, register
@@ -30,6 +31,7 @@ def run(
     liveness_port: int = 8080,
     default_image: str | None = None,
     verbose: bool = False,
+    default_s3: S3Settings | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT. Ports set to 0 are not served."""
     default_image = default_image or DEFAULT_IMAGE
@@ -60,11 +62,14 @@ def run(
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    reconciler = Reconciler(Kube(api), metrics, OperatorConfig(default_image=default_image))
+    reconciler = Reconciler(
+        Kube(api), metrics, OperatorConfig(default_image=default_image, default_s3=default_s3)
+    )
     logging.getLogger(__name__).info(
-        "serving %s; trainer image %s",
+        "serving %s; trainer image %s; default S3 %s",
         "all namespaces" if all_namespaces else ", ".join(namespaces),
         default_image,
+        f"s3://{default_s3.bucket}/{default_s3.prefix}" if default_s3 else "none",
     )
     kopf.run(
         registry=registry,

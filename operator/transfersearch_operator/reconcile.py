@@ -104,6 +104,8 @@ class Reconciler:
             spec = validate(search)
         except InvalidSpecError as err:
             raise kopf.PermanentError(str(err)) from None
+        if spec.s3 is None and self.config.default_s3 is not None:
+            spec = spec.model_copy(update={"s3": self.config.default_s3})
         ref = children.SearchRef(search.name, search.namespace, search.uid, gen)
         config_map = children.config_map(ref, spec)
         job = children.job(ref, spec, spec.image or self.config.default_image)

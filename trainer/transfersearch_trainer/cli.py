@@ -839,9 +839,52 @@ def operator_cmd(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+    s3_bucket: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRANSFERSEARCH_DEFAULT_S3_BUCKET",
+            help="Default S3 bucket for searches whose spec has no s3 section.",
+        ),
+    ] = None,
+    s3_prefix: Annotated[
+        str, typer.Option(envvar="TRANSFERSEARCH_DEFAULT_S3_PREFIX", help="Its key prefix.")
+    ] = "transfersearch",
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(envvar="TRANSFERSEARCH_DEFAULT_S3_ENDPOINT", help="Its endpoint URL."),
+    ] = None,
+    s3_region: Annotated[
+        str | None, typer.Option(envvar="TRANSFERSEARCH_DEFAULT_S3_REGION", help="Its region.")
+    ] = None,
+    s3_credentials_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TRANSFERSEARCH_DEFAULT_S3_SECRET",
+            help="Secret (in each search's namespace) with its credentials.",
+        ),
+    ] = None,
 ) -> None:
     """Run the Kubernetes operator that turns TransferSearch resources into trainer Jobs."""
     from transfersearch_operator.main import run
+
+    from .spec import S3Settings, format_validation_error
+
+    default_s3 = None
+    if s3_bucket:
+        from pydantic import ValidationError
+
+        try:
+            default_s3 = S3Settings(
+                bucket=s3_bucket,
+                prefix=s3_prefix,
+                endpoint=s3_endpoint,
+                region=s3_region,
+                credentials_secret=s3_credentials_secret,
+            )
+        except ValidationError as err:
+            raise TransferSearchError(
+                " ".join(format_validation_error(err, "--s3-* flags").split())
+            ) from None
 
     run(
         namespace or [],
@@ -851,6 +894,7 @@ def operator_cmd(
         liveness_port,
         trainer_image,
         verbose,
+        default_s3,
     )
 
 
