@@ -372,3 +372,16 @@ async def test_searches_without_s3_get_the_operators_default_store(
     job_config, env = trial_config(own)  # a search's own s3 section wins
     assert job_config.spec.s3 == TransferSearchSpec.model_validate(own["spec"]).s3
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "transfersearch-s3"
+
+
+async def test_a_failed_job_creation_is_retried(k8s: ClusterEmulator, api: Api) -> None:
+    """The API server fails the Job POST (a 503): the operator tries again and makes it once."""
+    failing = k8s[f"post /apis/batch/v1/namespaces/{NS}/jobs"][:1] << 503
+    async with operator(str(k8s.url)):
+        await api.create(SEARCHES, manifest("s"))
+        job = await wait_for("the Job after retries", lambda: k8s.get(JOBS, NS, "s-g1"), timeout=10)
+        status = await wait_for("Created=True", lambda: created_true(k8s, "s"))
+    assert job is not None
+    assert len(list(failing)) == 1  # the failure was served, then the emulator created it
+    assert (status["phase"], status["observedGeneration"]) == ("Pending", 1)
+    assert len(k8s.live(JOBS, NS)) == 1

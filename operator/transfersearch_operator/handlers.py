@@ -3,8 +3,11 @@
 A registry argument (instead of kopf's global one) lets each test, and each
 operator process, start from a clean set of handlers. Indexes summarise the
 watched objects (searches, trial Jobs, trial pods) per search; every event of
-any of them re-syncs that search's status; create/resume/spec-update ensure
-the current generation's children exist. No handler needs a finalizer:
+any of them re-syncs that search's status, and a search event whose
+generation the status has not observed yet (creation, a spec change) or whose
+running Job is unknown (a restart) first makes the children. The status's
+observedGeneration is the record of what was handled: kopf writes nothing on
+the search (no annotations), and no handler needs a finalizer:
 children are deleted by Kubernetes' garbage collector through their owner
 references, so a search is deleted even while the operator is down.
 """
@@ -79,9 +82,9 @@ def register(registry: kopf.OperatorRegistry) -> None:
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Settings every run uses: progress in annotations, server-side child filtering."""
-    # The status is typed (structural schema): kopf's own bookkeeping goes to
-    # annotations, where it cannot be pruned or clash with the status fields.
+    """Settings every run uses: server-side child filtering, little event noise."""
+    # Only event handlers are registered, so kopf stores no progress or diff base; were
+    # one added, its bookkeeping would go to annotations, never into the typed status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix="transfersearch.io"
     )
