@@ -3,8 +3,11 @@
 A registry argument (instead of kopf's global one) lets each test, and each
 operator process, start from a clean set of handlers. Indexes summarise the
 watched objects (searches, trial Jobs, trial pods) per search; every event of
-any of them re-syncs that search's status; create/resume/spec-update ensure
-the current generation's children exist. No handler needs a finalizer:
+any of them re-syncs that search's status, and a search event whose
+generation the status has not observed yet (creation, a spec change) or whose
+running Job is unknown (a restart) first makes the children. The status's
+observedGeneration is the record of what was handled: kopf writes nothing on
+the search (no annotations), and no handler needs a finalizer:
 children are deleted by Kubernetes' garbage collector through their owner
 references, so a search is deleted even while the operator is down.
 """
@@ -52,25 +55,24 @@ def register(registry: kopf.OperatorRegistry) -> None:
     async def pod_index(body: Any, namespace: str | None, labels: Any, **_: Any) -> dict[Key, Any]:
         return {(namespace or "", labels[SEARCH_LABEL]): ObservedPod.from_body(body)}
 
-    @kopf.on.create(*SEARCHES, id="children", registry=registry)
-    @kopf.on.resume(*SEARCHES, id="children-resume", registry=registry)
-    @kopf.on.update(*SEARCHES, field="spec", id="children-update", registry=registry)
-    async def ensure_children(body: Any, memo: Any, **kw: Any) -> None:
-        await _reconciler(memo).ensure_children(body, _indexes(kw))
-
-    @kopf.on.event(*SEARCHES, id="search-status", registry=registry)
+    @kopf.on.event(*SEARCHES, id="search", registry=registry)
     async def search_changed(
         type: str, body: Any, namespace: str | None, name: str, memo: Any, **kw: Any
     ) -> None:
+        # One handler for every search event, the initial listing included (a restart):
+        # a generation the status has not observed yet gets its children; any other
+        # event re-syncs the status. The status's observedGeneration is the record of
+        # what was handled, so kopf keeps no annotations of its own on the search.
         reconciler = _reconciler(memo)
         key = (namespace or "", name)
         if type == "DELETED":
             reconciler.forget(key, body.get("metadata", {}).get("uid", ""))
             return
-        status = body.get("status") or {}
-        if status.get("observedGeneration") != body.get("metadata", {}).get("generation"):
-            return  # a new generation: the children handler writes its first status
-        await reconciler.sync_status(key, _indexes(kw))
+        idx = _indexes(kw)
+        if reconciler.needs_children(ObservedSearch.from_body(body), idx):
+            await reconciler.ensure_children(body, idx)
+        else:
+            await reconciler.sync_status(key, idx)
 
     @kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS, id="job-status", registry=registry)
     @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, id="pod-status", registry=registry)
@@ -80,9 +82,9 @@ def register(registry: kopf.OperatorRegistry) -> None:
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    """Settings every run uses: progress in annotations, server-side child filtering."""
-    # The status is typed (structural schema): kopf's own bookkeeping goes to
-    # annotations, where it cannot be pruned or clash with the status fields.
+    """Settings every run uses: server-side child filtering, little event noise."""
+    # Only event handlers are registered, so kopf stores no progress or diff base; were
+    # one added, its bookkeeping would go to annotations, never into the typed status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix="transfersearch.io"
     )

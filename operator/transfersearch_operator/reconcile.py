@@ -1,6 +1,7 @@
 """The two reconciliations: children for the current generation, and the status.
 
-`ensure_children` runs from kopf's create/resume/update handlers: it creates the
+`ensure_children` runs when a search's status has not observed its generation yet
+(creation, a spec change) or a running search's Job is unknown (restart): it creates the
 generation's ConfigMap and Job (a 409 means done already) and deletes the
 children of older generations, which is the spec-change policy: *a spec change
 restarts the search* with a new Job (`<name>-g<generation>`); the old Job and
@@ -71,6 +72,7 @@ class Reconciler:
         self._running: set[Key] = set()
         self._dirty: set[Key] = set()
         self._retrying: set[Key] = set()
+        self._retrying_children: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         # Jobs the API server refused, by search: (generation, its message). Kept in
         # memory only: after a restart the resume handler tries (and learns) again.
@@ -78,14 +80,51 @@ class Reconciler:
         # Jobs this operator created whose watch event may not have arrived yet.
         self._known_jobs: dict[Key, ObservedJob] = {}
 
+    def needs_children(self, search: ObservedSearch, idx: Indexes) -> bool:
+        """A generation not observed yet, or a running one whose Job is unknown (restart)."""
+        prev = previous_status(search)
+        if prev is None or prev.observed_generation != search.generation:
+            return True
+        if prev.phase in TERMINAL_PHASES:
+            return False
+        key = (search.namespace, search.name)
+        known = self._known_jobs.get(key)
+        return not (
+            any(j.generation == search.generation for j in idx.jobs.get(key, ()))
+            or (known is not None and known.generation == search.generation)
+        )
+
     async def ensure_children(self, body: Any, idx: Indexes) -> None:
         search = ObservedSearch.from_body(body)
         key = (search.namespace, search.name)
-        with self.metrics.reconciling("children"):
-            try:
+        try:
+            with self.metrics.reconciling("children"):
                 await self._ensure_children(body, search, idx)
-            finally:
-                await self.sync_status(key, idx)
+        except (InvalidSpecError, RejectedError):
+            pass  # permanent: the status says why (Failed), and nothing is retried
+        except Exception as err:  # counted by metrics.reconciling
+            log.warning("%s/%s: could not create the children (%s); retrying soon", *key, err)
+            self._retry_children_later(body, idx)
+        finally:
+            await self.sync_status(key, idx)
+
+    def _retry_children_later(self, body: Any, idx: Indexes) -> None:
+        search = ObservedSearch.from_body(body)
+        key = (search.namespace, search.name)
+        if key in self._retrying_children:
+            return
+        self._retrying_children.add(key)
+
+        async def retry() -> None:
+            await asyncio.sleep(self.config.retry_delay)
+            self._retrying_children.discard(key)
+            latest = next(iter(idx.searches.get(key, ())), None)
+            if latest is not None and latest.generation == search.generation:
+                await self.ensure_children(body, idx)
+
+        task = asyncio.get_running_loop().create_task(retry())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _ensure_children(self, body: Any, search: ObservedSearch, idx: Indexes) -> None:
         """Make the generation's children exist."""
@@ -100,10 +139,7 @@ class Reconciler:
         stale = [j for j in idx.jobs.get(key, ()) if j.generation not in (None, gen)]
         for old in stale:  # a copy: the index changes while this awaits
             await self._delete_generation(body, search, old)
-        try:
-            spec = validate(search)
-        except InvalidSpecError as err:
-            raise kopf.PermanentError(str(err)) from None
+        spec = validate(search)  # InvalidSpecError: the status computes Failed from the same check
         if spec.s3 is None and self.config.default_s3 is not None:
             spec = spec.model_copy(update={"s3": self.config.default_s3})
         ref = children.SearchRef(search.name, search.namespace, search.uid, gen)
@@ -115,7 +151,8 @@ class Reconciler:
             _, created = await asyncio.gather(self.kube.create(config_map), self.kube.create(job))
         except RejectedError as err:
             self._rejected[key] = (gen, str(err))
-            raise kopf.PermanentError(f"the API server refused the trial Job: {err}") from None
+            log.warning("%s/%s: the API server refused the trial Job: %s", *key, err)
+            raise
         # The Job exists now; until its watch event arrives, the status says so anyway:
         # one status write per new search instead of one before and one after.
         self._known_jobs[key] = ObservedJob.placeholder(job["metadata"]["name"], gen)

@@ -81,7 +81,7 @@ docs/operator.md. A test renders these rules and compares them with that table.
 {{- define "transfersearch.rules" -}}
 - apiGroups: ["transfersearch.io"]
   resources: ["transfersearches"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["transfersearch.io"]
   resources: ["transfersearches/status"]
   verbs: ["patch"]
