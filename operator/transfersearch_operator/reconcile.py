@@ -81,11 +81,13 @@ class Reconciler:
         self._known_jobs: dict[Key, ObservedJob] = {}
 
     def needs_children(self, search: ObservedSearch, idx: Indexes) -> bool:
-        """A generation not observed yet, or a running one whose Job is unknown (restart)."""
-        prev = previous_status(search)
-        if prev is None or prev.observed_generation != search.generation:
+        """A generation not observed yet, or a running one whose Job is unknown (restart).
+
+        Runs on every search event: reads the two status fields it needs, no full parse.
+        """
+        if search.status.get("observedGeneration") != search.generation:
             return True
-        if prev.phase in TERMINAL_PHASES:
+        if search.status.get("phase") in TERMINAL_PHASES:
             return False
         key = (search.namespace, search.name)
         known = self._known_jobs.get(key)

@@ -12,7 +12,6 @@ Three ways to run the same searches with the same actions:
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -320,11 +319,7 @@ def measure_metrics(
     dev = pick_device(device)
     hp = Hyperparameters()
     metrics = TrainerMetrics()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    metrics.serve(port, addr="127.0.0.1")
+    port = metrics.serve(0, addr="127.0.0.1")
     url = f"http://127.0.0.1:{port}/metrics"
     labels = MetricLabels(search="bench", namespace="bench", task=task, trial="0", mode="scratch")
     metrics.set_limits(labels, 0.1, 3600.0)

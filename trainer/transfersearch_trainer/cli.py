@@ -146,12 +146,9 @@ def baseline(
 ) -> None:
     """Random search, local search or regularised evolution at a fixed evaluation budget."""
     from .baselines import METHODS, run_baseline
-    from .loaders import load_benchmark
     from .stats import summarize
-    from .tasks import check_task
 
-    check_task(task, "--task")
-    bench = load_benchmark(data, space.value)
+    bench = _task_benchmark(task, space, data)
     stats = bench.stats(task)
     methods = list(METHODS) if method is Method.all else [method.value]
     summaries = {}
@@ -261,11 +258,8 @@ def bench_learner(
 ) -> None:
     """Learner throughput (updates/s, env steps/s) with the default hyperparameters."""
     from .bench import measure_learner
-    from .loaders import load_benchmark
-    from .tasks import check_task
 
-    check_task(task, "--task")
-    bench = load_benchmark(data, space.value)
+    bench = _task_benchmark(task, space, data)
     if not json_out:
         err_console.print(f"training {updates} updates on {space.value}/{task}...")
     result = measure_learner(bench, task, updates=updates, device=device)
@@ -293,11 +287,8 @@ def bench_metrics(
 ) -> None:
     """Cost of the Prometheus instrumentation on learner throughput, and one scrape's size."""
     from .bench import measure_metrics
-    from .loaders import load_benchmark
-    from .tasks import check_task
 
-    check_task(task, "--task")
-    bench = load_benchmark(data, space.value)
+    bench = _task_benchmark(task, space, data)
     if not json_out:
         err_console.print(
             f"{rounds} x (plain, instrumented + scraped every second) runs of {updates} updates..."
@@ -438,6 +429,15 @@ HpOpt = Annotated[
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if present).")
 ]
+
+
+def _task_benchmark(task: str, space: Space, data: str | None) -> Any:
+    """`--task` checked first (a typo fails before any loading), then the space's tables."""
+    from .loaders import load_benchmark
+    from .tasks import check_task
+
+    check_task(task, "--task")
+    return load_benchmark(data, space.value)
 
 
 def _hyperparameters(overrides: list[str] | None, base: Any = None) -> Any:
@@ -1007,11 +1007,8 @@ def bench_checkpoint(
 ) -> None:
     """Checkpoint size, time to write and to restore, training lost on a kill (default settings)."""
     from .bench import measure_checkpoint
-    from .loaders import load_benchmark
-    from .tasks import check_task
 
-    check_task(task, "--task")
-    bench = load_benchmark(data, space.value)
+    bench = _task_benchmark(task, space, data)
     if not json_out:
         err_console.print(f"training {updates} updates on {space.value}/{task}, checkpointing...")
     r = measure_checkpoint(bench, task, updates, interval, location, device=device)

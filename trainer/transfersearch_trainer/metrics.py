@@ -172,7 +172,6 @@ class TrainerMetrics:
         device_seconds: float,
         device: str,
         gpu_model: str = "",
-        episode_reward: float | None = None,
     ) -> None:
         lab = labels.as_dict()
         self._advance(self.updates, lab, updates)
@@ -182,8 +181,6 @@ class TrainerMetrics:
         self._advance(self.device_seconds, lab, device_seconds, kind)
         if kind == "cuda":
             self._advance(self.gpu_seconds, lab, device_seconds, gpu_model or "unknown")
-        if episode_reward is not None and episode_reward == episode_reward:  # not NaN
-            self.reward.labels(**lab).set(episode_reward)
 
     def init_device(self, labels: MetricLabels, device: str, gpu_model: str = "") -> None:
         """Create the device and GPU series at 0, so dashboards and the budget rule see them.
@@ -241,9 +238,10 @@ class TrainerMetrics:
             self._checkpoints[tuple(lab.values())] = when
         self.checkpoint_time.labels(**lab).set(when)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """Expose /metrics on `port` from a daemon thread."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str = "0.0.0.0") -> int:
+        """Expose /metrics on `port` (0: any free one) from a daemon thread; the bound port."""
+        server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        return int(server.server_port)
 
 
 class _CheckpointAge(Collector):

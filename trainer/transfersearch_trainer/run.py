@@ -33,6 +33,7 @@ from .metrics import MetricLabels, TrainerMetrics
 from .plots import plot_comparison, plot_curves, write_curves_csv
 from .similarity import choose_source
 from .spec import TransferSearchManifest, TransferSearchSpec
+from .telemetry import final_regret, metric_hooks
 from .transfer import fit, make_target_agent, target_hyperparameters
 
 Tick = Callable[[int, dict[str, float]], None]
@@ -157,14 +158,8 @@ def instrument(
     trial: int,
 ) -> list[LearnerHooks]:
     """The learner hooks that export one training's metrics (none when not exporting)."""
-    if metrics is None:
-        return []
-    from .telemetry import MetricsHook
-
     labels = metric_labels(manifest, task, mode, trial)
-    alerts = manifest.spec.alerts
-    metrics.set_limits(labels, alerts.drift_threshold, alerts.gpu_seconds_budget)
-    return [MetricsHook(metrics, labels)]
+    return metric_hooks(metrics, labels, manifest.spec.alerts)
 
 
 def export_untrained(
@@ -176,12 +171,6 @@ def export_untrained(
     score, regret = evaluator(agent.net)
     metrics.record_evaluation(labels, score, regret)
     metrics.set_running(labels, False)
-
-
-def final_regret(agent: Agent) -> float | None:
-    """The regret ratio of the agent's last learning-curve point (None if it has none)."""
-    curve = agent.training.get("curve") or []
-    return float(curve[-1]["normalised_regret"]) if curve else None
 
 
 def source_agent(
@@ -398,7 +387,7 @@ def run_manifest(
             curves[name] = list(agent.training.get("curve") or [])
         # the negative-transfer reference: the scratch agent trained beside it, same budget
         scratch = agents.get("scratch" if spec.training.seeds == 1 else f"scratch s{seed}")
-        reference = final_regret(scratch) if scratch is not None else None
+        reference = final_regret(scratch.training) if scratch is not None else None
         if opts.metrics is not None and reference is not None:
             for mode in modes:
                 if mode != "scratch":

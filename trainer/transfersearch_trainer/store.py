@@ -92,14 +92,8 @@ def parse_agent_uri(location: str) -> AgentRef | None:
     return AgentRef(root, parts[-3], parts[-2], parts[-1])
 
 
-def verify_agent_files(
-    where: str,
-    ref: AgentRef,
-    manifest_bytes: bytes,
-    weights: bytes,
-    weights_digest: str | None = None,
-) -> dict[str, Any]:
-    """Check both files against the id in the key (and an expected weights digest); the manifest."""
+def verify_manifest(where: str, ref: AgentRef, manifest_bytes: bytes) -> dict[str, Any]:
+    """Check the manifest against the id in the key and its space/task; the manifest."""
     actual = sha256_hex(manifest_bytes)
     if actual != ref.digest:
         raise TransferSearchError(
@@ -119,6 +113,18 @@ def verify_agent_files(
             f"{where}: the manifest says space {claims[0]}, task {claims[1]} but the agent is "
             f"stored under {ref.space}/{ref.task}; refusing it"
         )
+    return manifest
+
+
+def verify_agent_files(
+    where: str,
+    ref: AgentRef,
+    manifest_bytes: bytes,
+    weights: bytes,
+    weights_digest: str | None = None,
+) -> dict[str, Any]:
+    """Check both files against the id in the key (and an expected weights digest); the manifest."""
+    manifest = verify_manifest(where, ref, manifest_bytes)
     record = manifest.get("weights") or {}
     recorded = str(record.get("sha256"))
     if record.get("file") != WEIGHTS:
@@ -221,6 +227,14 @@ class AgentStore:
         local.put(WEIGHTS, weights)  # weights first, manifest last, as save_agent does
         local.put(MANIFEST, manifest_bytes)
         return target
+
+    def manifest(self, ref: AgentRef) -> dict[str, Any]:
+        """The agent's verified manifest alone, without fetching its weights."""
+        where = self.uri(ref)
+        manifest_bytes = self.blobs.get(f"{ref.key}/{MANIFEST}")
+        if manifest_bytes is None:
+            raise TransferSearchError(f"{where}: no such agent in the store {self.location}")
+        return verify_manifest(where, ref, manifest_bytes)
 
     def list_agents(self, space: str | None = None, task: str | None = None) -> list[StoredAgent]:
         """Agents in the store, optionally of one space and task, oldest first."""

@@ -11,9 +11,27 @@ restart, instead of jumping by the restored totals.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from .learner import CurvePoint, Learner, LearnerHooks, TrainStats
 from .metrics import MetricLabels, TrainerMetrics, gpu_model
+from .spec import Alerts
+
+
+def metric_hooks(
+    metrics: TrainerMetrics | None, labels: MetricLabels, alerts: Alerts
+) -> list[LearnerHooks]:
+    """The hooks that export one training (none when not exporting), with its alert limits."""
+    if metrics is None:
+        return []
+    metrics.set_limits(labels, alerts.drift_threshold, alerts.gpu_seconds_budget)
+    return [MetricsHook(metrics, labels)]
+
+
+def final_regret(training: dict[str, Any]) -> float | None:
+    """The regret ratio of a training record's last learning-curve point (None if none)."""
+    curve = training.get("curve") or []
+    return float(curve[-1]["normalised_regret"]) if curve else None
 
 
 class MetricsHook(LearnerHooks):

@@ -59,6 +59,7 @@ from .run import (
     training_cost,
 )
 from .store import AgentStore, parse_agent_uri
+from .telemetry import final_regret, metric_hooks
 from .transfer import target_hyperparameters
 
 TRIAL_ENV = "JOB_COMPLETION_INDEX"
@@ -185,14 +186,10 @@ class Trial:
 
     def _hooks(self, checkpointer: Checkpointer, task: str, mode: str) -> list[LearnerHooks]:
         """Checkpointer first: the metrics hook then sees the restored state as its zero."""
-        if self.metrics is None:
-            return [checkpointer]
-        from .telemetry import MetricsHook
-
-        labels = self._labels(task, mode)
-        alerts = self.spec.alerts
-        self.metrics.set_limits(labels, alerts.drift_threshold, alerts.gpu_seconds_budget)
-        return [checkpointer, MetricsHook(self.metrics, labels)]
+        return [
+            checkpointer,
+            *metric_hooks(self.metrics, self._labels(task, mode), self.spec.alerts),
+        ]
 
     def finished(self) -> TrialSummary | None:
         raw = self.out.get(f"{self.prefix}/summary.json")
@@ -334,15 +331,15 @@ class Trial:
                 ref = parse_agent_uri(entry.uri)
                 if ref is None:
                     continue
-                manifest = json.loads((self.store.pull(ref) / "agent.json").read_text())
+                manifest = self.store.manifest(ref)  # the curve is in it: no weights needed
                 theirs = manifest.get("hyperparameters") or {}
-                curve = (manifest.get("training") or {}).get("curve") or []
+                reference = final_regret(manifest.get("training") or {})
                 same = all(
                     theirs.get(k) == getattr(hp, k) for k in ("eval_budget", "eval_searches")
                 )
-                if curve and same:
+                if reference is not None and same:
                     log.info("scratch reference for %s: %s", target, entry.uri)
-                    return float(curve[-1]["normalised_regret"])
+                    return reference
         except (TransferSearchError, OSError, ValueError, KeyError) as err:
             log.warning("no scratch reference for the negative-transfer alert: %s", err)
         return None
