@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from transfersearch_operator import children
 from transfersearch_operator.children import SearchRef, child_name
 from transfersearch_trainer.jobconfig import JobConfig
@@ -164,3 +166,16 @@ def test_source_words_for_the_printer_column() -> None:
         "finetune.yaml": "s3://transfersearch/models/agents/micro/class_scene/f0b8249d8726872224cbfab7b68804ed1f19ce37a4564f73ecc4a30d6cd3efd7",
         "freeze-encoder.yaml": "pretrain on class_scene",
     }
+
+
+@pytest.mark.parametrize(
+    ("cpu", "threads"), [("500m", 1), ("1", 1), ("2", 2), ("2500m", 2), ("1.5", 1), ("16", 16)]
+)
+def test_trainer_threads_follow_the_cpu_request(cpu: str, threads: int) -> None:
+    """torch would otherwise start a thread per core of the node and fight its neighbours."""
+    spec = TransferSearchSpec.model_validate(
+        {"target": {"task": "jigsaw"}, "transfer": {"mode": "scratch"}, "resources": {"cpu": cpu}}
+    )
+    job = children.job(REF, spec, image="trainer:1")
+    env = {e["name"]: e.get("value") for e in container(job)["env"]}
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == str(threads)

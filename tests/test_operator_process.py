@@ -210,7 +210,7 @@ async def test_search_succeeds_with_the_real_trainer(
         status = await wait_for(
             "the search to end",
             lambda: _ended(api, name),
-            timeout=600,
+            timeout=240,  # within pytest-timeout (300 s), so a hang fails here with the runs
             interval=0.5,
         )
     finally:
