@@ -55,7 +55,7 @@ class Reconciler:
     """Shared by all handlers through kopf's memo.
 
     It keeps no state of its own beyond hints the cluster confirms or outdates:
-    a Job just created, a Job the server refused.
+    a Job just created, a Job the server refused, a status write not seen yet.
     """
 
     def __init__(
@@ -79,6 +79,9 @@ class Reconciler:
         self._rejected: dict[Key, tuple[int, str]] = {}
         # Jobs this operator created whose watch event may not have arrived yet.
         self._known_jobs: dict[Key, ObservedJob] = {}
+        # The resourceVersion each search's last status write was based on: while the
+        # index still shows it, the watch has not brought that write back yet.
+        self._written_over: dict[Key, str] = {}
 
     def needs_children(self, search: ObservedSearch, idx: Indexes) -> bool:
         """A generation not observed yet, or a running one whose Job is unknown (restart).
@@ -208,6 +211,10 @@ class Reconciler:
         search = next(iter(idx.searches.get(key, ())), None)
         if search is None:
             return True  # deleted: its children go with their owner references
+        if search.resource_version and self._written_over.get(key) == search.resource_version:
+            # Our own write is on its way back; its event syncs again. Computing from this
+            # view would repeat the write and lose on its resourceVersion (a 409).
+            return True
         with self.metrics.reconciling("status"):
             rejected = self._rejected.get(key)
             jobs = list(idx.jobs.get(key, ()))
@@ -236,6 +243,8 @@ class Reconciler:
                     return False
                 if not written:
                     return True
+                if search.resource_version:
+                    self._written_over[key] = search.resource_version
                 self.metrics.count_trials(previous_status(search), status)
                 if "phase" in patch:
                     log.info("%s/%s: phase %s: %s", *key, status.phase, status.message)
@@ -260,4 +269,5 @@ class Reconciler:
         """The search is gone: drop what is kept about it."""
         self._rejected.pop(key, None)
         self._known_jobs.pop(key, None)
+        self._written_over.pop(key, None)
         self.metrics.forget(uid)
