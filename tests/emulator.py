@@ -43,7 +43,7 @@ from kmock._internal import dicts as kmock_dicts  # the emulator's own patch sem
 
 from transfersearch_operator.config import OperatorConfig
 from transfersearch_operator.handlers import configure, register
-from transfersearch_operator.kube import Kube, client_for
+from transfersearch_operator.kube import Kube, config_for
 from transfersearch_operator.metrics import OperatorMetrics
 from transfersearch_operator.reconcile import Reconciler
 from transfersearch_trainer.spec import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAME
@@ -482,7 +482,7 @@ async def operator(
     settings.scanning.disabled = True  # kmock 0.8 cannot list namespaces
     metrics = OperatorMetrics()
     reconciler = Reconciler(
-        Kube(client_for(server)), metrics, config or OperatorConfig(retry_delay=0.2)
+        Kube(config_for(server)), metrics, config or OperatorConfig(retry_delay=0.2)
     )
     ready, stop = threading.Event(), threading.Event()
     errors: list[BaseException] = []

@@ -75,6 +75,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
         else:
             await reconciler.sync_status(key, idx)
 
+    @kopf.on.cleanup(id="close", registry=registry)
+    async def close(memo: Any, **_: Any) -> None:
+        await _reconciler(memo).close()
+
     @kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS, id="job-status", registry=registry)
     @kopf.on.event("", "v1", "pods", labels=CHILD_LABELS, id="pod-status", registry=registry)
     async def child_changed(namespace: str | None, labels: Any, memo: Any, **kw: Any) -> None:

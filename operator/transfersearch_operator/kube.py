@@ -1,32 +1,42 @@
 """The few Kubernetes API calls the operator makes itself (kopf does the watching).
 
-The official client provides the connection: in-cluster service account or
-kubeconfig, TLS, token refresh. Requests go through its generic
-`param_serialize`/`call_api` with plain dict bodies: the typed per-resource
-methods validate every body into pydantic models first, which costs several
-times the request itself and would silently drop fields the models lack.
-Each call runs in a worker thread so the event loop never waits on the network.
+The official client finds the connection (in-cluster service account or
+kubeconfig: server, TLS files, token and its refresh hook); the requests go
+over aiohttp in the operator's event loop, as kopf's own do, with plain dict
+bodies. The client's own transport is synchronous: run in worker threads, the
+operator used 4.2 ms of CPU per new search instead of 3.0 ms (100 searches at
+once on 2 cores: every Job after 0.53-0.57 s instead of 0.36-0.43 s), and its
+typed methods validate every body into models first and drop fields the models lack.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import ssl
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes.client.rest import should_bypass_proxies
 
 from transfersearch_trainer.spec import API_GROUP, API_VERSION, PLURAL
 
 MERGE_PATCH = "application/merge-patch+json"
-TIMEOUT = (5.0, 30.0)  # connect, read
+TIMEOUT = aiohttp.ClientTimeout(total=35.0, sock_connect=5.0)
 PATHS = {  # kind -> collection path in a namespace
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
     "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
     "TransferSearch": f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{ns}}/{PLURAL}",
 }
+
+
+class ApiError(Exception):
+    """The API server answered with an error status."""
+
+    def __init__(self, status: int, reason: str, body: bytes) -> None:
+        super().__init__(f"HTTP {status} {reason}")
+        self.status, self.reason, self.body = status, reason, body
 
 
 class ConflictError(Exception):
@@ -37,52 +47,83 @@ class RejectedError(Exception):
     """The API server refuses the object as written (HTTP 400/422): retrying cannot help."""
 
 
-def client_from_environment() -> client.ApiClient:
+def config_from_environment() -> client.Configuration:
     """In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
     cfg = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    return client.ApiClient(cfg)
+    return cfg
 
 
-def client_for(server: str) -> client.ApiClient:
-    """An unauthenticated client for a local API (tests, emulators)."""
+def config_for(server: str) -> client.Configuration:
+    """An unauthenticated connection to a local API (tests, emulators)."""
     cfg = client.Configuration(host=server)
     cfg.verify_ssl = False
-    return client.ApiClient(cfg)
+    return cfg
+
+
+def _tls(cfg: client.Configuration) -> ssl.SSLContext | bool:
+    """What the official client would verify and present, as an SSL context for aiohttp."""
+    if not cfg.host.startswith("https:"):
+        return True  # aiohttp's default; unused for http
+    if not cfg.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    if cfg.cert_file:
+        context.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if cfg.assert_hostname is False:
+        context.check_hostname = False
+    return context
 
 
 class Kube:
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self._client = api_client
+    """One aiohttp session, opened on first use in the loop that uses it; `close()` at exit."""
 
-    def _request(self, method: str, path: str, body: Any = None, content_type: str = "") -> None:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type or "application/json"
-        params = self._client.param_serialize(
-            method=method,
-            resource_path=path,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self._client.call_api(*params, _request_timeout=TIMEOUT)
-        response.read()  # type: ignore[no-untyped-call]
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
+    def __init__(self, cfg: client.Configuration) -> None:
+        self._cfg = cfg
+        self._session: aiohttp.ClientSession | None = None
+        bypass = should_bypass_proxies(cfg.host, cfg.no_proxy or "")
+        self._proxy = None if bypass else cfg.proxy
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _call(self, method: str, path: str, body: Any = None, content_type: str = "") -> None:
-        await asyncio.to_thread(self._request, method, path, body, content_type)
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=_tls(self._cfg), limit=20)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT)
+        headers = {"Accept": "application/json"}
+        # Read per request: the service account token is rotated, and the
+        # configuration's refresh hook rereads it when it is due.
+        settings: dict[str, dict[str, str]] = dict(self._cfg.auth_settings())  # type: ignore[arg-type]
+        for auth in settings.values():
+            headers[auth["key"]] = auth["value"]
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+            data = json.dumps(body)
+        async with self._session.request(
+            method,
+            self._cfg.host + path,
+            data=data,
+            headers=headers,
+            proxy=self._proxy,
+            server_hostname=self._cfg.tls_server_name or None,
+        ) as response:
+            answer = await response.read()
+            if not 200 <= response.status < 300:
+                raise ApiError(response.status, response.reason or "", answer)
 
     async def create(self, body: dict[str, Any]) -> bool:
         """Create a ConfigMap or Job; False if it already exists (creation is idempotent)."""
         path = PATHS[body["kind"]].format(ns=quote(body["metadata"]["namespace"]))
         try:
             await self._call("POST", path, body)
-        except ApiException as err:
+        except ApiError as err:
             if err.status == 409:
                 return False
             if err.status in (400, 422):
@@ -96,7 +137,7 @@ class Kube:
         options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         try:
             await self._call("DELETE", path, options)
-        except ApiException as err:
+        except ApiError as err:
             if err.status == 404:
                 return False
             raise
@@ -112,7 +153,7 @@ class Kube:
         path = f"{PATHS['TransferSearch'].format(ns=quote(namespace))}/{quote(name)}/status"
         try:
             await self._call("PATCH", path, body, MERGE_PATCH)
-        except ApiException as err:
+        except ApiError as err:
             if err.status == 404:
                 return False
             if err.status == 409:
@@ -121,7 +162,7 @@ class Kube:
         return True
 
 
-def _reason(err: ApiException) -> str:
+def _reason(err: ApiError) -> str:
     """The server's one-line message from a Status body, else the HTTP reason."""
     try:
         message = json.loads(err.body or "{}").get("message")

@@ -18,7 +18,7 @@ from transfersearch_trainer.spec import S3Settings
 
 from .config import DEFAULT_IMAGE, OperatorConfig
 from .handlers import configure, register
-from .kube import Kube, client_from_environment
+from .kube import Kube, config_from_environment
 from .metrics import OperatorMetrics
 from .reconcile import Reconciler
 
@@ -41,7 +41,7 @@ def run(
             "or --all-namespaces, not both or neither"
         )
     try:
-        api = client_from_environment()
+        api = config_from_environment()
     except Exception as err:  # the client raises several kinds for missing or bad config
         raise TransferSearchError(
             f"no Kubernetes credentials ({err}): run in a pod with a service account, "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from .status import TERMINAL_PHASES
 
 Key = tuple[str, str]  # (namespace, search name)
 CONFLICT_PAUSE = 0.05  # seconds for a watch event to catch up with a write
+STATUS_DEFER_MAX = 1.0  # seconds a status write waits for Job creations in flight
 log = logging.getLogger("transfersearch_operator")
 
 
@@ -82,6 +84,10 @@ class Reconciler:
         # The resourceVersion each search's last status write was based on: while the
         # index still shows it, the watch has not brought that write back yet.
         self._written_over: dict[Key, str] = {}
+        # Children creations in flight, and an event set when there are none.
+        self._creating = 0
+        self._no_creations = asyncio.Event()
+        self._no_creations.set()
 
     def needs_children(self, search: ObservedSearch, idx: Indexes) -> bool:
         """A generation not observed yet, or a running one whose Job is unknown (restart).
@@ -102,6 +108,8 @@ class Reconciler:
     async def ensure_children(self, body: Any, idx: Indexes) -> None:
         search = ObservedSearch.from_body(body)
         key = (search.namespace, search.name)
+        self._creating += 1
+        self._no_creations.clear()
         try:
             with self.metrics.reconciling("children"):
                 await self._ensure_children(body, search, idx)
@@ -111,6 +119,9 @@ class Reconciler:
             log.warning("%s/%s: could not create the children (%s); retrying soon", *key, err)
             self._retry_children_later(body, idx)
         finally:
+            self._creating -= 1
+            if not self._creating:
+                self._no_creations.set()
             await self.sync_status(key, idx)
 
     def _retry_children_later(self, body: Any, idx: Indexes) -> None:
@@ -152,8 +163,8 @@ class Reconciler:
         job = children.job(ref, spec, spec.image or self.config.default_image)
         kopf.adopt([config_map, job], owner=body)
         try:
-            # Together: a pod waits for its ConfigMap, so the order does not matter.
-            _, created = await asyncio.gather(self.kube.create(config_map), self.kube.create(job))
+            # Together, the Job's request first: a pod waits for its ConfigMap.
+            created, _ = await asyncio.gather(self.kube.create(job), self.kube.create(config_map))
         except RejectedError as err:
             self._rejected[key] = (gen, str(err))
             log.warning("%s/%s: the API server refused the trial Job: %s", *key, err)
@@ -206,8 +217,14 @@ class Reconciler:
         finally:
             self._running.discard(key)
 
-    async def _sync_once(self, key: Key, idx: Indexes) -> bool:
-        """Write the status if it changed; False if the write lost to a newer version."""
+    async def _sync_once(self, key: Key, idx: Indexes, defer: bool = True) -> bool:
+        """Write the status if it changed; False if the write lost to a newer version.
+
+        Work first, reports after: while Jobs are being created, a status write waits
+        (at most STATUS_DEFER_MAX) so that, when many searches arrive at once, their
+        Jobs do not queue behind status writes at the API server; then it is computed
+        again from what the watches brought meanwhile.
+        """
         search = next(iter(idx.searches.get(key, ())), None)
         if search is None:
             return True  # deleted: its children go with their owner references
@@ -233,7 +250,8 @@ class Reconciler:
             )
             wanted = status.to_patch_dict()
             patch = {k: v for k, v in wanted.items() if search.status.get(k) != v}
-            if patch:
+            deferred = bool(patch) and defer and not self._no_creations.is_set()
+            if patch and not deferred:
                 try:
                     written = await self.kube.patch_search_status(
                         search.namespace, search.name, search.resource_version, patch
@@ -248,7 +266,12 @@ class Reconciler:
                 self.metrics.count_trials(previous_status(search), status)
                 if "phase" in patch:
                     log.info("%s/%s: phase %s: %s", *key, status.phase, status.message)
-            self.metrics.set_phase(search.uid, status.phase)
+            if not deferred:
+                self.metrics.set_phase(search.uid, status.phase)
+        if deferred:  # outside the reconcile-duration metric: waiting is not work
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._no_creations.wait(), STATUS_DEFER_MAX)
+            return await self._sync_once(key, idx, defer=False)
         return True
 
     def _retry_later(self, key: Key, idx: Indexes, delay: float) -> None:
@@ -264,6 +287,13 @@ class Reconciler:
         task = asyncio.get_running_loop().create_task(retry())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """At shutdown: no retries left waiting to run, then the connections."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.kube.close()
 
     def forget(self, key: Key, uid: str) -> None:
         """The search is gone: drop what is kept about it."""
