@@ -295,17 +295,17 @@ def _cpu_seconds() -> dict[str, float]:
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             pid, rest = stat.read_text().split(" ", 1)
-            cmdline = (stat.parent / "cmdline").read_bytes()
+            fields = rest.rsplit(")", 1)[1].split()
+            ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
+            if int(pid) == os.getpid():
+                who = "client (pytest)"
+            elif ppid == os.getpid():
+                cmdline = (stat.parent / "cmdline").read_bytes()
+                who = "API emulator" if b"tests.apiserver" in cmdline else "operator"
+            else:
+                continue
         except OSError:
             continue  # exited meanwhile
-        fields = rest.rsplit(")", 1)[1].split()
-        ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
-        if int(pid) == os.getpid():
-            who = "client (pytest)"
-        elif ppid == os.getpid():
-            who = "API emulator" if b"tests.apiserver" in cmdline else "operator"
-        else:
-            continue
         out[who] = (utime + stime) / tick
     return out
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+
+from kubernetes.utils import parse_quantity
 
 from transfersearch_trainer.jobconfig import TERMINATION_LOG, JobConfig
 from transfersearch_trainer.spec import TransferSearchSpec
@@ -243,13 +246,10 @@ def env(spec: TransferSearchSpec) -> list[dict[str, Any]]:
 
 def cpu_threads(quantity: str) -> int:
     """Whole CPUs in a Kubernetes CPU quantity ("500m" -> 1, "2" -> 2, "2500m" -> 2), at least 1."""
-    number = quantity.rstrip("mkKiMGT")
-    cores = float(number) * QUANTITY_SCALE[quantity[len(number) :]]
+    cores: Decimal = parse_quantity(quantity)  # type: ignore[no-untyped-call]
     return max(1, min(MAX_THREADS, math.floor(cores)))
 
 
-QUANTITY_SCALE = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-QUANTITY_SCALE.update({"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40})
 MAX_THREADS = 1024  # a "2k" CPU request is a typo, not a reason for 2,000 threads
 
 
