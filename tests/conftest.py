@@ -110,7 +110,7 @@ def promtool() -> str:
 
 
 def _trainer_exists() -> bool:
-    from transfersearch_trainer.cli import app
+    from transfersearch_trainer.cli.main import app
 
     names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
     names |= {g.name or "" for g in app.registered_groups}

@@ -46,7 +46,7 @@ from transfersearch_operator.handlers import configure, register
 from transfersearch_operator.kube import Kube, config_for
 from transfersearch_operator.metrics import OperatorMetrics
 from transfersearch_operator.reconcile import Reconciler
-from transfersearch_trainer.spec import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAME
+from transfersearch_trainer.api.spec import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHES = f"{API_GROUP}/{API_VERSION}/{PLURAL}"

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from transfersearch_trainer.agent import WEIGHTS, Agent, load_agent, save_agent
-from transfersearch_trainer.benchmark import Benchmark
-from transfersearch_trainer.env import MemorySearchEnv
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.evaluate import agent_searches, source_top_k
-from transfersearch_trainer.learner import Hyperparameters, obs_tensors
-from transfersearch_trainer.qnet import NEG_INF, NetConfig, QNetwork
-from transfersearch_trainer.replay import PrioritizedReplay, SumTree, nstep_targets
-from transfersearch_trainer.spaces import get_space
-from transfersearch_trainer.tasks import TASKS
-from transfersearch_trainer.transfer import fit, make_target_agent
+from transfersearch_trainer.agent.artifact import WEIGHTS, Agent, load_agent, save_agent
+from transfersearch_trainer.agent.evaluate import agent_searches, source_top_k
+from transfersearch_trainer.agent.learner import Hyperparameters, obs_tensors
+from transfersearch_trainer.agent.qnet import NEG_INF, NetConfig, QNetwork
+from transfersearch_trainer.agent.replay import PrioritizedReplay, SumTree, nstep_targets
+from transfersearch_trainer.agent.transfer import fit, make_target_agent
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.tasks import TASKS
+from transfersearch_trainer.benchmark.spaces import get_space
+from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.env import MemorySearchEnv
 
 CPU = torch.device("cpu")
 TINY = Hyperparameters(

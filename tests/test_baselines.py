@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transfersearch_trainer.baselines import METHODS, default_starts, run_baseline
-from transfersearch_trainer.benchmark import Benchmark
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.loaders import load_benchmark
-from transfersearch_trainer.spaces import get_space
-from transfersearch_trainer.stats import summarize
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.benchmark.spaces import get_space
+from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.baselines import METHODS, default_starts, run_baseline
+from transfersearch_trainer.search.stats import summarize
 
 TARGET = (3, 1, 3, 1, 1, 3)
 

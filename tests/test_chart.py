@@ -26,8 +26,8 @@ import yaml
 from tests.kube_validation import KUBERNETES_VERSIONS, name_of, problems
 from transfersearch_operator import children
 from transfersearch_operator.config import DEFAULT_IMAGE
-from transfersearch_trainer import __version__
-from transfersearch_trainer.spec import load_manifest
+from transfersearch_trainer.api.spec import load_manifest
+from transfersearch_trainer.api.version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "transfersearch"
@@ -359,7 +359,7 @@ def test_operator_command_line_accepts_the_rendered_args(
     """The flags are parsed by the real CLI (typer's click), so a renamed flag fails here."""
     import typer
 
-    from transfersearch_trainer.cli import app
+    from transfersearch_trainer.cli.main import app
 
     group = typer.main.get_command(app)
     args = operator_container(rendered[name])["args"]

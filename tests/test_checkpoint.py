@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from tests.test_agent import TINY, synthetic
-from transfersearch_trainer.agent import Agent
-from transfersearch_trainer.blobs import LocalBlobs
-from transfersearch_trainer.checkpoint import Checkpointer
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.evaluate import curve_evaluator
-from transfersearch_trainer.learner import Learner, LearnerHooks, TrainStats
+from transfersearch_trainer.agent.artifact import Agent
+from transfersearch_trainer.agent.checkpoint import Checkpointer
+from transfersearch_trainer.agent.evaluate import curve_evaluator
+from transfersearch_trainer.agent.learner import Learner, LearnerHooks, TrainStats
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.store.blobs import LocalBlobs
 
 CPU = torch.device("cpu")
 HP = TINY.replace(augment=0.3, eval_interval=20, eval_searches=4, eval_budget=6)

@@ -9,8 +9,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from transfersearch_trainer.datasource import resolve_data
-from transfersearch_trainer.errors import BenchmarkDataError
+from transfersearch_trainer.api.errors import BenchmarkDataError
+from transfersearch_trainer.benchmark.datasource import resolve_data
 
 CSV = "tnb101_micro_final_valid.csv"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from transfersearch_operator import children
-from transfersearch_trainer.spec import load_manifest
+from transfersearch_trainer.api.spec import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -210,7 +210,7 @@ def test_dockerignore_lets_in_exactly_what_is_copied() -> None:
 def test_the_command_the_pods_run_exists() -> None:
     import typer
 
-    from transfersearch_trainer.cli import app
+    from transfersearch_trainer.cli.main import app
 
     group = typer.main.get_command(app)
     with group.make_context(SCRIPT, ["train", "--config", children.CONFIG_PATH]) as ctx:

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transfersearch_trainer.bench import py_searches
-from transfersearch_trainer.benchmark import Benchmark
-from transfersearch_trainer.env import VecSearchEnv
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.loaders import load_benchmark
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.perf.bench import py_searches
+from transfersearch_trainer.search.env import VecSearchEnv
 
 
 @pytest.fixture(scope="module", params=["micro", "macro"])

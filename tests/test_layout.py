@@ -24,10 +24,10 @@ def test_no_package_named_operator() -> None:
 
 def test_light_modules_do_not_import_torch() -> None:
     code = (
-        "import sys, transfersearch_operator, transfersearch_trainer.cli, "
+        "import sys, transfersearch_operator, transfersearch_trainer.cli.main, "
         "transfersearch_operator.main, transfersearch_operator.crd, "
-        "transfersearch_trainer.loaders, transfersearch_trainer.env, "
-        "transfersearch_trainer.baselines; "
+        "transfersearch_trainer.benchmark.loaders, transfersearch_trainer.search.env, "
+        "transfersearch_trainer.search.baselines; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

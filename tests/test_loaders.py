@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transfersearch_trainer import loaders
-from transfersearch_trainer.errors import BenchmarkDataError, TransferSearchError
-from transfersearch_trainer.loaders import load_benchmark, load_csv, load_file, load_naslib_zip
-from transfersearch_trainer.tasks import TASK_INFO, TASKS
+from transfersearch_trainer.api.errors import BenchmarkDataError, TransferSearchError
+from transfersearch_trainer.api.tasks import TASK_INFO, TASKS
+from transfersearch_trainer.benchmark import loaders
+from transfersearch_trainer.benchmark.loaders import (
+    load_benchmark,
+    load_csv,
+    load_file,
+    load_naslib_zip,
+)
 
 # The data README's reference figures (micro space).
 MICRO_OPTIMA = {

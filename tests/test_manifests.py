@@ -18,7 +18,7 @@ import yaml
 from tests.kube_validation import KUBERNETES_VERSIONS, name_of, problems
 from transfersearch_operator import children
 from transfersearch_operator.config import DEFAULT_IMAGE
-from transfersearch_trainer.spec import load_manifest
+from transfersearch_trainer.api.spec import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "transfersearch"

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_HP
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.matrix import MatrixSettings, load_cells, plan, run_matrix
-from transfersearch_trainer.matrix_report import (
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.search.similarity import choose_source, spearman
+from transfersearch_trainer.study.matrix import MatrixSettings, load_cells, plan, run_matrix
+from transfersearch_trainer.study.report import (
     analyse,
     mean_ci,
     reduction,
@@ -19,7 +20,6 @@ from transfersearch_trainer.matrix_report import (
     time_to_threshold,
     write_report,
 )
-from transfersearch_trainer.similarity import choose_source, spearman
 
 
 def test_mean_and_t_interval_by_hand() -> None:
@@ -63,7 +63,7 @@ def test_spearman_and_source_choice(data_dir: Path) -> None:
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 2], [3, 3, 3]) == 0.0
-    from transfersearch_trainer.loaders import load_benchmark
+    from transfersearch_trainer.benchmark.loaders import load_benchmark
 
     bench = load_benchmark(data_dir, "micro")
     choice = choose_source(bench, "class_object", ["autoencoder", "jigsaw"], probe_size=200)
@@ -118,7 +118,7 @@ def test_interrupted_matrix_resumes_to_the_same_results(tmp_path: Path, data_dir
     with pytest.raises(TransferSearchError, match="other settings"):
         run_matrix(MatrixSettings(**{**s.to_dict(), "steps": 30}), tmp_path / "a", str(data_dir))
 
-    from transfersearch_trainer.loaders import load_benchmark
+    from transfersearch_trainer.benchmark.loaders import load_benchmark
 
     analysis = analyse(resumed, s, load_benchmark(data_dir, "micro"))
     report = write_report(analysis, tmp_path / "a")

@@ -8,11 +8,11 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TINY_HP
-from transfersearch_trainer.agent import Agent
-from transfersearch_trainer.learner import Hyperparameters, Learner, LearnerHooks, pick_device
-from transfersearch_trainer.loaders import load_benchmark
-from transfersearch_trainer.metrics import MetricLabels, TrainerMetrics
-from transfersearch_trainer.telemetry import MetricsHook
+from transfersearch_trainer.agent.artifact import Agent
+from transfersearch_trainer.agent.learner import Hyperparameters, Learner, LearnerHooks, pick_device
+from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.telemetry.hooks import MetricsHook
+from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
 
 LABELS = MetricLabels(search="s", namespace="ns", task="jigsaw", trial="1", mode="finetune")
 TINY = Hyperparameters().replace(**TINY_HP, eval_interval=20)
@@ -88,7 +88,7 @@ def test_hook_exports_one_training_and_counts_only_this_process_after_a_resume(
     data_dir: Path,
 ) -> None:
     bench = load_benchmark(str(data_dir), "micro")
-    from transfersearch_trainer.evaluate import curve_evaluator
+    from transfersearch_trainer.agent.evaluate import curve_evaluator
 
     device = pick_device("cpu")
     evaluator = curve_evaluator(bench, "jigsaw", TINY.eval_budget, TINY.eval_searches, device)
@@ -126,11 +126,11 @@ def test_a_trial_takes_its_scratch_reference_from_the_newest_comparable_scratch_
 ) -> None:
     import threading
 
-    from transfersearch_trainer.agent import save_agent
-    from transfersearch_trainer.jobconfig import JobConfig
-    from transfersearch_trainer.spaces import get_space
-    from transfersearch_trainer.store import AgentStore
-    from transfersearch_trainer.trial import Trial
+    from transfersearch_trainer.agent.artifact import save_agent
+    from transfersearch_trainer.api.jobconfig import JobConfig
+    from transfersearch_trainer.benchmark.spaces import get_space
+    from transfersearch_trainer.pod.trial import Trial
+    from transfersearch_trainer.store.agents import AgentStore
 
     config = JobConfig.model_validate(
         {

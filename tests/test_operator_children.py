@@ -10,8 +10,8 @@ import pytest
 
 from transfersearch_operator import children
 from transfersearch_operator.children import SearchRef, child_name
-from transfersearch_trainer.jobconfig import JobConfig
-from transfersearch_trainer.spec import TransferSearchSpec, load_manifest
+from transfersearch_trainer.api.jobconfig import JobConfig
+from transfersearch_trainer.api.spec import TransferSearchSpec, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = SearchRef(name="segmentsemantic-gpu", namespace="research", uid="u-1", generation=3)

@@ -25,8 +25,8 @@ from transfersearch_operator.crd import (
     render,
 )
 from transfersearch_operator.schema import SchemaError, structural_schema
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.spec import TRANSFER_MODES, load_manifest, parse_manifest
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.spec import TRANSFER_MODES, load_manifest, parse_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -31,8 +31,8 @@ from tests import apiserver
 from tests.conftest import free_port, wait_port
 from tests.emulator import CONFIGMAPS, JOBS, NS, SEARCHES, Api, manifest, url, wait_for
 from tests.kubelet import Kubelet, executable_path
-from transfersearch_trainer.jobconfig import load_job_config
-from transfersearch_trainer.spec import load_manifest
+from transfersearch_trainer.api.jobconfig import load_job_config
+from transfersearch_trainer.api.spec import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).parent / "transfersearch")

@@ -34,8 +34,8 @@ from transfersearch_operator import children
 from transfersearch_operator.children import SearchRef
 from transfersearch_operator.config import DEFAULT_IMAGE, OperatorConfig
 from transfersearch_operator.metrics import OperatorMetrics
-from transfersearch_trainer.jobconfig import JobConfig
-from transfersearch_trainer.spec import S3Settings, TransferSearchSpec
+from transfersearch_trainer.api.jobconfig import JobConfig
+from transfersearch_trainer.api.spec import S3Settings, TransferSearchSpec
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kmock(cls=ClusterEmulator)]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from transfersearch_trainer import s3
-from transfersearch_trainer.errors import TransferSearchError
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.store import s3
 
 
 def client_error(code: str, status: int) -> ClientError:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.spaces import get_space, macro_is_valid
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.benchmark.spaces import get_space, macro_is_valid
 
 
 def test_micro_encoding_round_trip() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.jobconfig import JobConfig, TrialSummary, load_job_config
-from transfersearch_trainer.spec import load_manifest, parse_manifest
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.jobconfig import JobConfig, TrialSummary, load_job_config
+from transfersearch_trainer.api.spec import load_manifest, parse_manifest
 
 BASE = {
     "apiVersion": "transfersearch.io/v1alpha1",

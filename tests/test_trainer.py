@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import TINY_HP, free_port
-from transfersearch_trainer.agent import load_agent
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.jobconfig import JobConfig, TrialSummary
-from transfersearch_trainer.store import AgentStore, parse_agent_uri
-from transfersearch_trainer.trial import _failure, job_hyperparameters
+from transfersearch_trainer.agent.artifact import load_agent
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.jobconfig import JobConfig, TrialSummary
+from transfersearch_trainer.pod.trial import _failure, job_hyperparameters
+from transfersearch_trainer.store.agents import AgentStore, parse_agent_uri
 
 EXE = str(Path(sys.executable).parent / "transfersearch")
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"  # must never appear in logs, results or status

@@ -17,8 +17,8 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from transfersearch_trainer.jobconfig import TERMINATION_LOG, JobConfig
-from transfersearch_trainer.spec import TransferSearchSpec
+from transfersearch_trainer.api.jobconfig import TERMINATION_LOG, JobConfig
+from transfersearch_trainer.api.spec import TransferSearchSpec
 
 SEARCH_LABEL = "transfersearch.io/search"
 GENERATION_LABEL = "transfersearch.io/generation"

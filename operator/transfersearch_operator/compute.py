@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from transfersearch_trainer.jobconfig import TrialSummary
-from transfersearch_trainer.spec import (
+from transfersearch_trainer.api.jobconfig import TrialSummary
+from transfersearch_trainer.api.spec import (
     TransferSearchManifest,
     TransferSearchSpec,
     format_validation_error,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transfersearch_trainer import __version__
-from transfersearch_trainer.spec import S3Settings
+from transfersearch_trainer.api.spec import S3Settings
+from transfersearch_trainer.api.version import __version__
 
 DEFAULT_IMAGE = f"transfersearch-trainer:{__version__}"
 

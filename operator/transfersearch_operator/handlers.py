@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from transfersearch_trainer.spec import API_GROUP, API_VERSION, PLURAL
+from transfersearch_trainer.api.spec import API_GROUP, API_VERSION, PLURAL
 
 from .children import SEARCH_LABEL
 from .observed import ObservedJob, ObservedPod, ObservedSearch

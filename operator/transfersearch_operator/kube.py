@@ -20,7 +20,7 @@ import aiohttp
 from kubernetes import client, config
 from kubernetes.client.rest import should_bypass_proxies
 
-from transfersearch_trainer.spec import API_GROUP, API_VERSION, PLURAL
+from transfersearch_trainer.api.spec import API_GROUP, API_VERSION, PLURAL
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = aiohttp.ClientTimeout(total=35.0, sock_connect=5.0)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import kopf
 
-from transfersearch_trainer.errors import TransferSearchError
-from transfersearch_trainer.spec import S3Settings
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.spec import S3Settings
 
 from .config import DEFAULT_IMAGE, OperatorConfig
 from .handlers import configure, register

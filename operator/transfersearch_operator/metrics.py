@@ -22,7 +22,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from transfersearch_trainer import __version__
+from transfersearch_trainer.api.version import __version__
 
 from .status import PHASES, TransferSearchStatus
 

@@ -1,0 +1,87 @@
+"""What passes between the operator and a trainer pod (the rest of the light contract).
+
+The operator writes a `JobConfig` as JSON into a ConfigMap mounted in every
+trial pod; the pod learns its trial number from ``JOB_COMPLETION_INDEX`` (Indexed
+Job). When a trial ends, the trainer writes a `TrialSummary` as small JSON to
+its termination-message file, which the kubelet copies into the pod status where
+the operator reads it; details go to S3.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.spec import TransferSearchSpec, _Model, format_validation_error
+
+TERMINATION_LOG = "/dev/termination-log"
+MAX_TERMINATION_BYTES = 4096  # the kubelet truncates termination messages beyond this
+
+
+class JobConfig(_Model):
+    search: str = Field(description="Name of the TransferSearch.")
+    namespace: str = "default"
+    uid: str | None = Field(None, description="The TransferSearch's uid (labels, S3 layout).")
+    spec: TransferSearchSpec
+    output: str = Field(
+        description="Where results and agents go: s3://bucket/prefix/... or a path."
+    )
+    termination_log: str = TERMINATION_LOG
+    metrics_port: int | None = Field(9090, ge=1, le=65535)
+    agent_store: str | None = Field(
+        None,
+        description="Agent store the trial's agent is pushed to (s3://bucket/prefix or a path). "
+        "Default: s3://<spec.s3.bucket>/<spec.s3.prefix> when spec.s3 is set, else <output>/store.",
+    )
+    hyperparameters: dict[str, int | float] = Field(
+        default_factory=dict,
+        description="Overrides of the learner's hyperparameters by name (see "
+        "transfersearch_trainer.agent.learner.Hyperparameters), e.g. a small network for tests.",
+    )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def load_job_config(path: str | Path) -> JobConfig:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise TransferSearchError(f"{p}: cannot read the job config ({err.strerror})") from None
+    except ValueError as err:
+        raise TransferSearchError(f"{p}: the job config is not valid JSON ({err})") from None
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as err:
+        raise TransferSearchError(format_validation_error(err, str(p))) from None
+
+
+class TrialSummary(_Model):
+    """One trial's result, small enough for a termination message."""
+
+    trial: int
+    seed: int
+    status: str = Field(description="Succeeded or Failed.")
+    reason: str | None = None
+    best_arch: str | None = None
+    best_metric: float | None = Field(None, description="Mean best-found metric of the evaluation.")
+    regret: float | None = None
+    device_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    target_evaluations: int = 0
+    agent_uri: str | None = None
+    agent_digest: str | None = None
+    results_uri: str | None = None
+    retryable: bool | None = Field(
+        None, description="On failure: whether running the trial again may succeed."
+    )
+
+    def to_message(self) -> str:
+        text = self.model_dump_json(by_alias=True, exclude_none=True)
+        if len(text.encode()) > MAX_TERMINATION_BYTES:
+            raise TransferSearchError("trial summary exceeds the 4096-byte termination message")
+        return text
