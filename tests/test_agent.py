@@ -9,17 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from transfersearch_trainer.agent.artifact import WEIGHTS, Agent, load_agent, save_agent
-from transfersearch_trainer.agent.evaluate import agent_searches, source_top_k
-from transfersearch_trainer.agent.learner import Hyperparameters, obs_tensors
+from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
+from transfersearch_trainer.agent.evaluate import agent_searches
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.agent.learner import obs_tensors
 from transfersearch_trainer.agent.qnet import NEG_INF, NetConfig, QNetwork
 from transfersearch_trainer.agent.replay import PrioritizedReplay, SumTree, nstep_targets
-from transfersearch_trainer.agent.transfer import fit, make_target_agent
+from transfersearch_trainer.agent.transfer import agent_run, fit, make_target_agent
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import TASKS
 from transfersearch_trainer.benchmark.spaces import get_space
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.env import MemorySearchEnv
+from transfersearch_trainer.search.priors import source_top_k
+from transfersearch_trainer.store.layout import WEIGHTS
 
 CPU = torch.device("cpu")
 TINY = Hyperparameters(
@@ -95,7 +98,7 @@ def test_learning_solves_a_task_with_a_known_best_policy() -> None:
     bench = synthetic()
     agent = Agent.new(bench.space, TINY, seed=0)
     before = agent_searches(agent.net, bench, "jigsaw", 8, 64, seed=5, device=CPU)
-    fit(agent, bench, "jigsaw", 800, list(agent.net.parameters()), CPU)
+    fit(agent, agent_run(agent, bench, "jigsaw", 800, CPU))
     after = agent_searches(agent.net, bench, "jigsaw", 8, 64, seed=5, device=CPU)
     optimum = bench.stats("jigsaw").optimum
     # from any start, at most 6 right moves reach the target cell within 7 evaluations
@@ -171,7 +174,7 @@ def test_transfer_modes_train_what_they_say(mode: str) -> None:
     source.task = "class_scene"
     agent, trainable = make_target_agent(source, mode, bench.space, seed=3)
     start = {k: v.clone() for k, v in agent.net.state_dict().items()}
-    fit(agent, bench, "jigsaw", 30, trainable, CPU)
+    fit(agent, agent_run(agent, bench, "jigsaw", 30, CPU, trainable))
     changed = _changed(start, agent.net)
     encoder = {
         n
@@ -202,11 +205,11 @@ def test_transfer_modes_train_what_they_say(mode: str) -> None:
 def test_target_evaluation_cap_is_never_exceeded() -> None:
     bench = synthetic()
     agent = Agent.new(bench.space, TINY, seed=0)
-    fit(agent, bench, "jigsaw", 200, list(agent.net.parameters()), CPU, evaluation_cap=150)
+    fit(agent, agent_run(agent, bench, "jigsaw", 200, CPU, evaluation_cap=150))
     assert agent.training["distinct_evaluations"] <= 150
     assert agent.training["stopped_by_cap"]
     with pytest.raises(TransferSearchError, match="too small"):
-        fit(agent, bench, "jigsaw", 10, list(agent.net.parameters()), CPU, evaluation_cap=10)
+        fit(agent, agent_run(agent, bench, "jigsaw", 10, CPU, evaluation_cap=10))
 
 
 def test_source_top_k_evaluates_the_source_best() -> None:

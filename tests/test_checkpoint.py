@@ -17,7 +17,8 @@ from tests.test_agent import TINY, synthetic
 from transfersearch_trainer.agent.artifact import Agent
 from transfersearch_trainer.agent.checkpoint import Checkpointer
 from transfersearch_trainer.agent.evaluate import curve_evaluator
-from transfersearch_trainer.agent.learner import Learner, LearnerHooks, TrainStats
+from transfersearch_trainer.agent.hooks import LearnerHooks, TrainStats
+from transfersearch_trainer.agent.learner import Learner, TrainingRun, Watch
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.store.blobs import LocalBlobs
 
@@ -46,9 +47,8 @@ def make_learner(hooks: list[LearnerHooks], seed: int = 3) -> Learner:
     bench = synthetic()
     agent = Agent.new(bench.space, HP, seed=seed)
     evaluator = curve_evaluator(bench, "jigsaw", HP.eval_budget, HP.eval_searches, CPU)
-    return Learner(
-        agent.net, bench, "jigsaw", HP, STEPS, seed, CPU, evaluator=evaluator, hooks=hooks
-    )
+    run = TrainingRun(bench, "jigsaw", HP, STEPS, seed, CPU)
+    return Learner(agent.net, run, Watch(evaluator=evaluator, hooks=hooks))
 
 
 def timeless(stats: TrainStats) -> dict[str, object]:

@@ -8,7 +8,7 @@ import pytest
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.benchmark.table import Benchmark
-from transfersearch_trainer.perf.bench import py_searches
+from transfersearch_trainer.perf.env import py_searches
 from transfersearch_trainer.search.env import VecSearchEnv
 
 

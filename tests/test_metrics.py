@@ -9,7 +9,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TINY_HP
 from transfersearch_trainer.agent.artifact import Agent
-from transfersearch_trainer.agent.learner import Hyperparameters, Learner, LearnerHooks, pick_device
+from transfersearch_trainer.agent.hooks import LearnerHooks
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.agent.learner import Learner, TrainingRun, Watch, pick_device
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.telemetry.hooks import MetricsHook
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
@@ -95,17 +97,8 @@ def test_hook_exports_one_training_and_counts_only_this_process_after_a_resume(
     m = TrainerMetrics()
     hook = MetricsHook(m, LABELS, every_seconds=0.0)
     agent = Agent.new(bench.space, TINY, 0)
-    learner = Learner(
-        agent.net,
-        bench,
-        "jigsaw",
-        TINY,
-        100,
-        0,
-        device,
-        evaluator=evaluator,
-        hooks=[_Restored(), hook],
-    )
+    run = TrainingRun(bench, "jigsaw", TINY, 100, 0, device)
+    learner = Learner(agent.net, run, Watch(evaluator=evaluator, hooks=[_Restored(), hook]))
     stats = learner.run()
     got = scrape(m)
     assert stats.updates == 100

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from tests.test_agent import TINY
-from transfersearch_trainer.agent.artifact import MANIFEST, WEIGHTS, Agent, load_agent, save_agent
+from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.spaces import get_space
 from transfersearch_trainer.store.agents import AgentStore, fetch_agent, parse_agent_uri
+from transfersearch_trainer.store.layout import MANIFEST, WEIGHTS
 
 EXE = str(Path(sys.executable).parent / "transfersearch")
 

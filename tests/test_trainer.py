@@ -21,9 +21,10 @@ import pytest
 
 from tests.conftest import TINY_HP, free_port
 from transfersearch_trainer.agent.artifact import load_agent
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.jobconfig import JobConfig, TrialSummary
-from transfersearch_trainer.pod.trial import _failure, job_hyperparameters
+from transfersearch_trainer.pod.main import failure_summary
 from transfersearch_trainer.store.agents import AgentStore, parse_agent_uri
 
 EXE = str(Path(sys.executable).parent / "transfersearch")
@@ -359,7 +360,9 @@ def test_trainer_rides_out_an_s3_outage(flaky_s3: FlakyS3, data_dir: Path, tmp_p
     assert SECRET not in stderr
 
 
-def test_s3_gone_for_good_is_a_clear_retryable_failure(data_dir: Path, tmp_path: Path) -> None:
+def test_s3_gone_for_good_is_a_clear_retryablefailure_summary(
+    data_dir: Path, tmp_path: Path
+) -> None:
     config = job(
         "s3://nowhere/run",
         tmp_path,
@@ -381,7 +384,7 @@ def test_s3_gone_for_good_is_a_clear_retryable_failure(data_dir: Path, tmp_path:
     assert SECRET not in res.stderr + summary.to_message()
 
 
-def test_bad_input_is_a_permanent_failure(data_dir: Path, tmp_path: Path) -> None:
+def test_bad_input_is_a_permanentfailure_summary(data_dir: Path, tmp_path: Path) -> None:
     config = job(
         str(tmp_path / "out"),
         tmp_path,
@@ -405,7 +408,7 @@ def test_bad_input_is_a_permanent_failure(data_dir: Path, tmp_path: Path) -> Non
 
 
 def test_failure_summary_always_fits_the_termination_message() -> None:
-    summary = _failure("x" * 100_000, trial=3, seed=10, retryable=False)
+    summary = failure_summary("x" * 100_000, trial=3, seed=10, retryable=False)
     assert len(summary.to_message().encode()) < 4096
     assert summary.reason is not None
     assert summary.reason.endswith("...")
@@ -421,6 +424,9 @@ def test_job_hyperparameters_are_checked() -> None:
                 "hyperparameters": hp,
             }
         )
+
+    def job_hyperparameters(c: JobConfig) -> Hyperparameters:
+        return Hyperparameters().with_overrides(c.hyperparameters, "hyperparameters.")
 
     assert job_hyperparameters(config({"lr": 0.01, "d_model": 16})).d_model == 16
     with pytest.raises(TransferSearchError, match="hyperparameters.learning_rate: unknown"):

@@ -77,7 +77,7 @@ class Reconciler:
         self._retrying_children: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         # Jobs the API server refused, by search: (generation, its message). Kept in
-        # memory only: after a restart the resume handler tries (and learns) again.
+        # memory only: after a restart the next event of the search tries (and learns) again.
         self._rejected: dict[Key, tuple[int, str]] = {}
         # Jobs this operator created whose watch event may not have arrived yet.
         self._known_jobs: dict[Key, ObservedJob] = {}

@@ -27,18 +27,12 @@ from typing import Any
 
 import torch
 
-from transfersearch_trainer.agent.learner import Hyperparameters
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.agent.qnet import NetConfig, QNetwork
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.version import __version__
 from transfersearch_trainer.benchmark.spaces import SearchSpace
-from transfersearch_trainer.store.blobs import (
-    sha256_file as sha256_file,  # re-exported: it used to live here
-)
-
-FORMAT = "transfersearch-agent/1"
-MANIFEST = "agent.json"
-WEIGHTS = "weights.safetensors"
+from transfersearch_trainer.store.layout import FORMAT, MANIFEST, WEIGHTS
 
 
 @dataclass

@@ -28,6 +28,7 @@ from transfersearch_trainer.search.baselines import (
     run_baseline,
 )
 from transfersearch_trainer.search.env import MemorySearchEnv
+from transfersearch_trainer.search.priors import source_top_k
 from transfersearch_trainer.search.stats import Summary, summarize
 
 
@@ -72,16 +73,6 @@ def agent_searches(
     net.train()
     found = np.where(evaluated >= 0, values[np.maximum(evaluated, 0)], -np.inf)
     return SearchRuns("agent", task, budget, evaluated, np.maximum.accumulate(found, axis=1))
-
-
-def source_top_k(
-    bench: Benchmark, source_task: str, task: str, budget: int, searches: int
-) -> SearchRuns:
-    """Evaluate the source task's `budget` best architectures on the target (no search at all)."""
-    top = bench.top_k(source_task, budget)
-    evaluated = np.tile(top, (searches, 1))
-    trajectory = np.maximum.accumulate(bench.metric(task)[evaluated], axis=1)
-    return SearchRuns(f"source-top-{budget}", task, budget, evaluated, trajectory)
 
 
 @dataclass(frozen=True)

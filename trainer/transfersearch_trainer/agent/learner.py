@@ -21,96 +21,20 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import Tensor
 
+from transfersearch_trainer.agent.hooks import CurvePoint, LearnerHooks, TrainStats
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.agent.qnet import QNetwork
 from transfersearch_trainer.agent.replay import PrioritizedReplay, nstep_targets
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.env import AgentObs, MemorySearchEnv
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """All learning settings in one place; saved with every agent."""
-
-    num_actors: int = 64  # parallel searches (Ape-X actors)
-    episode_steps: int = 48  # moves per training window (PEB truncation)
-    eps_base: float = 0.4  # Ape-X epsilon ladder
-    eps_alpha: float = 7.0
-    gamma: float = 0.9
-    n_step: int = 3
-    batch_size: int = 128
-    lr: float = 1e-3
-    grad_clip: float = 10.0
-    replay_capacity: int = 1 << 17
-    learning_starts: int = 2048  # transitions before the first update
-    updates_per_step: int = 1  # learner updates per vectorised actor step
-    target_update: int = 500  # learner updates between target-network syncs
-    per_alpha: float = 0.6
-    per_beta0: float = 0.4
-    per_eps: float = 1e-3
-    huber_delta: float = 1.0
-    reward_scale: float = 10.0  # rewards are normalised improvements (optimum - median = 1)
-    shaping: float = 0.0  # potential-based shaping coefficient (see env)
-    augment: float = 0.3  # task augmentation: scale of random shifts of the training task
-    budget_ref: int = 50  # the search budget the "budget used" feature is relative to
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    ff: int = 128
-    eval_interval: int = 1000  # at most this many updates between curve points (0: no curve)
-    eval_searches: int = 64
-    eval_budget: int = 50
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> Hyperparameters:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise TransferSearchError(
-                f"hyperparameters: unknown field(s) {', '.join(sorted(unknown))}"
-            )
-        return cls(**d)  # type: ignore[arg-type]
-
-    def replace(self, **changes: object) -> Hyperparameters:
-        return Hyperparameters.from_dict({**self.to_dict(), **changes})
-
-
-@dataclass
-class CurvePoint:
-    updates: int
-    env_steps: int
-    task_evaluations: int  # distinct architectures queried on the training task so far
-    device_seconds: float
-    score: float  # greedy evaluation: mean best-found metric
-    normalised_regret: float
-
-
-@dataclass
-class TrainStats:
-    updates: int = 0
-    env_steps: int = 0
-    distinct_evaluations: int = 0
-    total_evaluations: int = 0
-    device_seconds: float = 0.0
-    gpu_seconds: float = 0.0
-    device: str = "cpu"
-    stopped_by_cap: bool = False
-    curve: list[CurvePoint] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["curve"] = [asdict(p) for p in self.curve]
-        return d
 
 
 def epsilon_ladder(n: int, base: float, alpha: float) -> npt.NDArray[np.float64]:
@@ -151,39 +75,39 @@ Evaluator = Callable[[QNetwork], tuple[float, float]]  # -> (mean best metric, n
 Progress = Callable[[int, dict[str, float]], None]
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training: on which table and task, with which settings, how long, what may change.
+
+    `trainable` None trains every parameter; `evaluation_cap` bounds the distinct task
+    architectures the actors may query (None: free queries, as on a source task).
+    """
+
+    bench: Benchmark
+    task: str
+    hp: Hyperparameters
+    steps: int
+    seed: int
+    device: torch.device
+    trainable: list[torch.nn.Parameter] | None = None
+    evaluation_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Who observes a training: the greedy evaluator of the curve, progress, hooks."""
+
+    evaluator: Evaluator | None = None
+    progress: Progress | None = None
+    hooks: Sequence[LearnerHooks] = field(default_factory=tuple)
+
+
 def pick_device(requested: str | None = None) -> torch.device:
     if requested:
         if requested.startswith("cuda") and not torch.cuda.is_available():
             raise TransferSearchError(f"device: {requested} requested but CUDA is not available")
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-class LearnerHooks:
-    """Callbacks at the learner's points of interest; each default does nothing.
-
-    Metrics export and checkpointing plug in here, so the training loop itself does
-    no I/O. Callbacks run in the training thread, between updates: keep them cheap
-    or make them rare (a checkpointer writes every N updates, not every update).
-    """
-
-    def on_start(self, learner: Learner) -> None:
-        """Before the first step; a checkpointer restores saved state here."""
-
-    def on_update(self, learner: Learner, loss: float) -> None:
-        """After each gradient update (``learner.stats.updates`` already counts it)."""
-
-    def on_window(self, learner: Learner, mean_return: float) -> None:
-        """When a window of moves ends and its transitions go into the replay."""
-
-    def on_curve(self, learner: Learner, point: CurvePoint) -> None:
-        """After each learning-curve evaluation."""
-
-    def on_step(self, learner: Learner) -> None:
-        """After each actor step and its updates: the state is consistent here (checkpoint)."""
-
-    def on_finish(self, learner: Learner, stats: TrainStats) -> None:
-        """When training has ended (steps reached, or capped), after the final curve point."""
 
 
 class Learner:
@@ -194,41 +118,32 @@ class Learner:
     Every attribute that changes while training is listed in `__init__`.
     """
 
-    def __init__(
-        self,
-        net: QNetwork,
-        bench: Benchmark,
-        task: str,
-        hp: Hyperparameters,
-        steps: int,
-        seed: int,
-        device: torch.device,
-        trainable: list[torch.nn.Parameter] | None = None,
-        evaluation_cap: int | None = None,
-        evaluator: Evaluator | None = None,
-        progress: Progress | None = None,
-        hooks: Sequence[LearnerHooks] = (),
-    ) -> None:
-        if evaluation_cap is not None and evaluation_cap < 2 * hp.num_actors:
+    def __init__(self, net: QNetwork, run: TrainingRun, watch: Watch | None = None) -> None:
+        hp, steps, seed, device = run.hp, run.steps, run.seed, run.device
+        watch = watch or Watch()
+        if run.evaluation_cap is not None and run.evaluation_cap < 2 * hp.num_actors:
             raise TransferSearchError(
-                f"training.targetEvaluations: {evaluation_cap} is too small for {hp.num_actors} "
-                f"parallel searches; give at least {2 * hp.num_actors} or use fewer actors"
+                f"training.targetEvaluations: {run.evaluation_cap} is too small for "
+                f"{hp.num_actors} parallel searches; give at least {2 * hp.num_actors} "
+                "or use fewer actors"
             )
-        self.hp, self.task, self.steps, self.seed, self.device = hp, task, steps, seed, device
-        self.evaluation_cap, self.evaluator, self.progress = evaluation_cap, evaluator, progress
-        self.hooks = list(hooks)
+        self.run_spec = run
+        self.hp, self.task, self.steps, self.seed, self.device = hp, run.task, steps, seed, device
+        self.evaluation_cap, self.evaluator = run.evaluation_cap, watch.evaluator
+        self.progress = watch.progress
+        self.hooks = list(watch.hooks)
         # a learning curve of about ten points however long, at most eval_interval apart
         self.eval_every = min(hp.eval_interval, max(steps // 10, 1)) if hp.eval_interval else 0
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.net = net.to(device)
-        self.params = trainable if trainable is not None else list(net.parameters())
+        self.params = run.trainable if run.trainable is not None else list(net.parameters())
         self.target_net = copy.deepcopy(net)
         self.target_net.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.params, lr=hp.lr, eps=1.5e-4, foreach=True)
         self.env = MemorySearchEnv(
-            bench,
-            task,
+            run.bench,
+            run.task,
             hp.num_actors,
             budget=hp.episode_steps + 2,
             seed=seed,
@@ -393,36 +308,9 @@ class Learner:
             h.on_curve(self, point)
 
 
-def train(
-    net: QNetwork,
-    bench: Benchmark,
-    task: str,
-    hp: Hyperparameters,
-    steps: int,
-    seed: int,
-    device: torch.device,
-    trainable: list[torch.nn.Parameter] | None = None,
-    evaluation_cap: int | None = None,
-    evaluator: Evaluator | None = None,
-    progress: Progress | None = None,
-    hooks: Sequence[LearnerHooks] = (),
-) -> TrainStats:
-    """Train `net` in place for `steps` learner updates on `task`; returns what it cost."""
-    learner = Learner(
-        net,
-        bench,
-        task,
-        hp,
-        steps,
-        seed,
-        device,
-        trainable,
-        evaluation_cap,
-        evaluator,
-        progress,
-        hooks,
-    )
-    return learner.run()
+def train(net: QNetwork, run: TrainingRun, watch: Watch | None = None) -> TrainStats:
+    """Train `net` in place for `run.steps` learner updates on `run.task`; returns what it cost."""
+    return Learner(net, run, watch).run()
 
 
 def _update(

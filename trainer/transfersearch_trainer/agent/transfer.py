@@ -12,22 +12,39 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 
 import torch
 
 from transfersearch_trainer.agent.artifact import Agent
-from transfersearch_trainer.agent.learner import (
-    Evaluator,
-    Hyperparameters,
-    LearnerHooks,
-    Progress,
-    train,
-)
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.agent.learner import TrainingRun, Watch, train
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import TRANSFER_MODES
 from transfersearch_trainer.benchmark.spaces import SearchSpace
 from transfersearch_trainer.benchmark.table import Benchmark
+
+
+def agent_run(
+    agent: Agent,
+    bench: Benchmark,
+    task: str,
+    steps: int,
+    device: torch.device,
+    trainable: list[torch.nn.Parameter] | None = None,
+    evaluation_cap: int | None = None,
+) -> TrainingRun:
+    """The run that trains `agent` with its own settings and seed; no trainable: zero steps."""
+    frozen = trainable is None and not any(p.requires_grad for p in agent.net.parameters())
+    return TrainingRun(
+        bench=bench,
+        task=task,
+        hp=agent.hp,
+        steps=0 if frozen else steps,
+        seed=agent.seed,
+        device=device,
+        trainable=trainable,
+        evaluation_cap=evaluation_cap,
+    )
 
 
 def make_target_agent(
@@ -97,20 +114,13 @@ def _compatible(source: Hyperparameters, wanted: Hyperparameters | None) -> Hype
     return wanted.replace(**{k: getattr(source, k) for k in shape})
 
 
-def fit(
-    agent: Agent,
-    bench: Benchmark,
-    task: str,
-    steps: int,
-    trainable: list[torch.nn.Parameter] | None,
-    device: torch.device,
-    evaluation_cap: int | None = None,
-    evaluator: Evaluator | None = None,
-    progress: Progress | None = None,
-    hooks: Sequence[LearnerHooks] = (),
-) -> Agent:
-    """Train `agent` on `task` in place and record what it cost (zero-shot: nothing)."""
-    if trainable is None or steps == 0:
+def fit(agent: Agent, run: TrainingRun, watch: Watch | None = None) -> Agent:
+    """Train `agent` by `run` in place and record what it cost (no steps, as zero-shot: nothing).
+
+    `run.hp` and `run.seed` are normally the agent's own (`agent_run` builds such a run).
+    """
+    task, device = run.task, run.device
+    if run.steps == 0:
         agent.task = task if agent.task is None else agent.task
         agent.training = {
             "task": task,
@@ -125,20 +135,7 @@ def fit(
             "curve": [],
         }
         return agent
-    stats = train(
-        agent.net,
-        bench,
-        task,
-        agent.hp,
-        steps,
-        agent.seed,
-        device,
-        trainable=trainable,
-        evaluation_cap=evaluation_cap,
-        evaluator=evaluator,
-        progress=progress,
-        hooks=hooks,
-    )
+    stats = train(agent.net, run, watch)
     agent.task = task
     agent.steps += stats.updates
     agent.training = {"task": task, **stats.to_dict()}

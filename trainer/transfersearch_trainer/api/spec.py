@@ -371,7 +371,3 @@ def load_manifest(path: str | Path) -> TransferSearchManifest:
             f"{p}: expected exactly one document of kind {KIND}, found {len(searches)}"
         )
     return parse_manifest(searches[0], str(p))
-
-
-def name_is_valid(name: str) -> bool:
-    return bool(re.fullmatch(NAME_PATTERN, name)) and len(name) <= 63

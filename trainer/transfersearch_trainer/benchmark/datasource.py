@@ -24,21 +24,14 @@ from typing import Any
 from transfersearch_trainer.api.errors import BenchmarkDataError, TransferSearchError
 from transfersearch_trainer.store import s3
 from transfersearch_trainer.store.blobs import sha256_file
+from transfersearch_trainer.store.layout import cache_dir
 
-CACHE_ENV = "TRANSFERSEARCH_CACHE"
 # What a data prefix may hold; anything else under it is ignored.
 _DATA_SUFFIXES = (".csv", ".zip", ".pth", ".json")
 _DATA_NAMES = ("SHA256SUMS",)
 _ATTEMPTS = 2  # a download whose hash does not match is tried once more
 
 log = logging.getLogger("transfersearch.data")
-
-
-def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "transfersearch"
-    )
-    return Path(root)
 
 
 def resolve_data(location: str) -> Path:

@@ -1,76 +1,53 @@
-"""`transfersearch train --config job.json`: one trial of a TransferSearch, as a pod runs it.
+"""One trial of a TransferSearch in a pod: the steps of `workflow`, with checkpoints and S3.
 
-The pod reads its `JobConfig` (a mounted ConfigMap) and its trial number from
-``JOB_COMPLETION_INDEX`` (Indexed Job), then does what `run_manifest` does for
-one trial, with the same functions: get the source agent (pull it from the store,
-or pretrain it on spec.source.task, reusing a source another trial of the search
-already pushed), make and train the target agent with checkpoints, evaluate it
-against the baselines, push the agent to the store and the details to the output:
+Get the source agent (pull it from the store, or pretrain it on spec.source.task,
+reusing a source another trial of the search already pushed), make and train the target
+agent with checkpoints, evaluate it against the baselines, push the agent to the store
+and the details to the output:
 
-    <output>/trials/<i>/checkpoints/{pretrain,target}/...   (see `checkpoint`)
+    <output>/trials/<i>/checkpoints/{pretrain,target}/...   (see `agent.checkpoint`)
     <output>/trials/<i>/results.json                       everything about the trial
     <output>/trials/<i>/summary.json                       the TrialSummary (written last)
     <output>/sources/<key>.json                            a pretrained source, for reuse
 
 A trial whose summary.json exists is complete: a rerun only reports it again.
-The summary also goes to the termination-message file, where the kubelet picks it
-up for the operator; failures are reported there too. Exit codes: 0 done,
-2 permanent (bad input: fix the spec or data), 75 retryable (S3 unreachable past
-the retry deadline, SIGTERM), 1 unexpected (a bug; the traceback is in the log).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from types import FrameType
 from typing import Any
-
-import torch
 
 from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
 from transfersearch_trainer.agent.checkpoint import Checkpointer
 from transfersearch_trainer.agent.evaluate import MethodResult, curve_evaluator
-from transfersearch_trainer.agent.learner import Hyperparameters, LearnerHooks, pick_device
+from transfersearch_trainer.agent.hooks import LearnerHooks
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.agent.learner import pick_device
 from transfersearch_trainer.agent.transfer import target_hyperparameters
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.api.jobconfig import (
-    TERMINATION_LOG,
-    JobConfig,
-    TrialSummary,
-    load_job_config,
-)
+from transfersearch_trainer.api.jobconfig import JobConfig, TrialSummary
 from transfersearch_trainer.benchmark.loaders import load_benchmark
-from transfersearch_trainer.benchmark.table import Benchmark
-from transfersearch_trainer.store import s3
 from transfersearch_trainer.store.agents import AgentStore, parse_agent_uri
 from transfersearch_trainer.store.blobs import Blobs, open_blobs
 from transfersearch_trainer.telemetry.hooks import final_regret, metric_hooks
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
-from transfersearch_trainer.workflow.local import (
-    Tick,
+from transfersearch_trainer.workflow.report import search_report
+from transfersearch_trainer.workflow.source import pretrain, source_agent, source_cache_key
+from transfersearch_trainer.workflow.target import (
+    TargetRun,
     evaluate_agents,
     export_untrained,
-    pretrain,
-    source_agent,
-    source_cache_key,
     train_target,
     training_cost,
 )
-
-TRIAL_ENV = "JOB_COMPLETION_INDEX"
-MAX_REASON = 1024  # keeps the summary far below the 4096-byte termination message
-EXIT_OK = 0
-EXIT_BUG = 1
+from transfersearch_trainer.workflow.workspace import Tick, Workspace
 
 log = logging.getLogger("transfersearch.trial")
 
@@ -97,38 +74,6 @@ class LogReporter:
 
     def log(self, text: str) -> None:
         log.info("%s", text)
-
-
-def trial_index(config: JobConfig, given: int | None = None) -> int:
-    raw = str(given) if given is not None else os.environ.get(TRIAL_ENV, "0")
-    seeds = config.spec.training.seeds
-    try:
-        trial = int(raw)
-    except ValueError:
-        trial = -1
-    if not 0 <= trial < seeds:
-        raise TransferSearchError(
-            f"{TRIAL_ENV}: {raw!r} is not a trial of this search (spec.training.seeds is "
-            f"{seeds}: use 0 to {seeds - 1})"
-        )
-    return trial
-
-
-def job_hyperparameters(config: JobConfig) -> Hyperparameters:
-    """The defaults with the config's overrides, each checked for name and type."""
-    hp = Hyperparameters()
-    defaults = hp.to_dict()
-    changes: dict[str, object] = {}
-    for name, value in config.hyperparameters.items():
-        if name not in defaults:
-            raise TransferSearchError(
-                f"hyperparameters.{name}: unknown; use one of {', '.join(defaults)}"
-            )
-        kind = type(defaults[name])
-        if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
-            raise TransferSearchError(f"hyperparameters.{name}: must be an integer, got {value!r}")
-        changes[name] = kind(value)
-    return hp.replace(**changes) if changes else hp
 
 
 def store_location(config: JobConfig) -> str:
@@ -210,70 +155,42 @@ class Trial:
             return done
         spec = self.spec
         started = time.perf_counter()
-        hp = job_hyperparameters(self.config)
+        hp = Hyperparameters().with_overrides(self.config.hyperparameters, "hyperparameters.")
         bench = load_benchmark(spec.benchmark.data, spec.benchmark.space)
-        device = pick_device()
-        target = spec.target.task
-        source = source_agent(
-            spec,
-            bench,
-            self.reporter,
-            lambda task, steps: self.pretrained(bench, task, steps, hp, device),
+        ws = Workspace(bench, pick_device(), hp, self.reporter)
+        source = source_agent(spec, ws, lambda task, steps: self.pretrained(ws, task, steps))
+        mode = spec.transfer.mode
+        run = TargetRun(
+            mode=mode,
+            target=spec.target.task,
+            steps=spec.training.steps,
+            target_evaluations=spec.training.target_evaluations,
+            seed=self.seed,
+            label=mode,
         )
-        source_task = source.task if source is not None else spec.source.task
-        cap = spec.training.target_evaluations
         checkpointer = self._checkpointer(
             "target",
             {
-                "task": target,
-                "mode": spec.transfer.mode,
-                "seed": self.seed,
-                "steps": spec.training.steps,
-                "target_evaluations": cap,
-                "hyperparameters": target_hyperparameters(hp, cap).to_dict(),
+                **run.fingerprint,
+                "hyperparameters": target_hyperparameters(hp, run.target_evaluations).to_dict(),
                 "source": None if source is None else source.digest,
             },
         )
-        evaluator = curve_evaluator(bench, target, hp.eval_budget, hp.eval_searches, device)
-        mode = spec.transfer.mode
+        evaluator = curve_evaluator(bench, run.target, hp.eval_budget, hp.eval_searches, ws.device)
         if self.metrics is not None and mode != "scratch":
-            reference = self.scratch_reference(target, hp)
+            reference = self.scratch_reference(run.target, hp)
             if reference is not None:
-                self.metrics.set_scratch_reference(self._labels(target, mode), reference)
-        agent = train_target(
-            source,
-            mode,
-            bench,
-            target,
-            spec.training.steps,
-            cap,
-            self.seed,
-            hp,
-            device,
-            evaluator,
-            self.reporter,
-            mode,
-            hooks=self._hooks(checkpointer, target, mode),
-        )
-        export_untrained(self.metrics, self._labels(target, mode), agent, evaluator)
-        results = evaluate_agents(bench, spec, {mode: agent}, source_task, device, self.reporter)
+                self.metrics.set_scratch_reference(self._labels(run.target, mode), reference)
+        hooks = self._hooks(checkpointer, run.target, mode)
+        agent = train_target(ws, run, source, evaluator, hooks)
+        export_untrained(self.metrics, self._labels(run.target, mode), agent, evaluator)
+        source_task = source.task if source is not None else spec.source.task
+        results = evaluate_agents(ws, spec, {mode: agent}, source_task)
         report = {
             **self.identity,
             "seed": self.seed,
-            "source_task": source_task,
-            "source_agent": None
-            if source is None
-            else {"task": source.task, "digest": source.digest, "steps": source.steps},
-            "target_task": target,
-            "mode": mode,
-            "budget": spec.evaluation.budget,
-            "searches": spec.evaluation.searches,
-            "evaluation_seed": spec.evaluation.seed,
-            "optimum": bench.stats(target).optimum,
-            "optimum_arch": bench.stats(target).optimum_arch,
-            "results": [r.to_dict() for r in results],
+            **search_report(spec, bench, source, results, ws.device),
             "checkpoints": self._checkpoint_report(checkpointer),
-            "device": str(device),
         }
         mine = next(r for r in results if r.method == mode)
         return self._publish(agent, mine, report, started)
@@ -349,12 +266,10 @@ class Trial:
             log.warning("no scratch reference for the negative-transfer alert: %s", err)
         return None
 
-    def pretrained(
-        self, bench: Benchmark, task: str, steps: int, hp: Hyperparameters, device: torch.device
-    ) -> Agent:
+    def pretrained(self, ws: Workspace, task: str, steps: int) -> Agent:
         """The source agent pretrained on `task`: one a trial of this search pushed, or train it."""
         seed = self.spec.training.seed
-        key = f"sources/{source_cache_key(bench.space.name, task, steps, seed, hp)}.json"
+        key = f"sources/{source_cache_key(ws.bench.space.name, task, steps, seed, ws.hp)}.json"
         raw = self.out.get(key)
         if raw is not None:
             data = json.loads(raw)
@@ -362,15 +277,15 @@ class Trial:
             if ref is None:
                 raise TransferSearchError(f"{self.out.uri(key)}: no agent URI in it")
             folder = AgentStore(ref.root).pull(ref, weights_digest=data.get("weights_digest"))
-            agent = load_agent(folder, bench.space.name)
+            agent = load_agent(folder, ws.bench.space.name)
             log.info("reusing the %s source agent pretrained by this search: %s", task, ref.digest)
             return agent
         checkpointer = self._checkpointer(
             "pretrain",
-            {"task": task, "seed": seed, "steps": steps, "hyperparameters": hp.to_dict()},
+            {"task": task, "seed": seed, "steps": steps, "hyperparameters": ws.hp.to_dict()},
         )
         hooks = self._hooks(checkpointer, task, "pretrain")
-        agent = pretrain(bench, task, steps, seed, hp, device, self.reporter, hooks=hooks)
+        agent = pretrain(ws, task, steps, seed, hooks=hooks)
         self.pretrain_seconds = (
             float(agent.training.get("device_seconds", 0.0)),
             float(agent.training.get("gpu_seconds", 0.0)),
@@ -381,77 +296,3 @@ class Trial:
         self.out.put(key, json.dumps(stored.to_dict(), indent=2).encode())
         log.info("source agent pretrained on %s pushed to %s", task, stored.uri)
         return agent
-
-
-def _failure(reason: str, trial: int, seed: int, retryable: bool | None) -> TrialSummary:
-    if len(reason) > MAX_REASON:
-        reason = reason[: MAX_REASON - 3] + "..."
-    return TrialSummary(trial=trial, seed=seed, status="Failed", reason=reason, retryable=retryable)
-
-
-def _write_termination_log(path: str, summary: TrialSummary) -> None:
-    try:
-        Path(path).write_text(summary.to_message(), encoding="utf-8")
-    except OSError as err:
-        log.error("cannot write the termination message to %s (%s)", path, err.strerror)
-
-
-def serve_metrics(config: JobConfig, port: int | None) -> TrainerMetrics | None:
-    """Start /metrics on the config's port (or `port`; 0: off). Never fails the trial."""
-    port = config.metrics_port if port is None else port
-    if not port:
-        return None
-    metrics = TrainerMetrics()
-    try:
-        metrics.serve(port)
-    except OSError as err:
-        log.warning("metrics: cannot listen on port %d (%s); training without /metrics", port, err)
-        return None
-    log.info("metrics on :%d/metrics", port)
-    return metrics
-
-
-def main(
-    config_path: str,
-    termination_log: str | None = None,
-    trial: int | None = None,
-    metrics_port: int | None = None,
-    metrics_linger: float = 0.0,
-) -> int:
-    """Run one trial and report it; returns the process exit code (never raises)."""
-    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("transfersearch").setLevel(logging.INFO)
-    stop = threading.Event()
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        log.warning("SIGTERM: saving a checkpoint and stopping at the next step")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    summary_path = termination_log or TERMINATION_LOG
-    index, seed = trial if trial is not None else 0, 0
-    metrics: TrainerMetrics | None = None
-    try:
-        config = load_job_config(config_path)
-        summary_path = termination_log or config.termination_log
-        index = trial_index(config, trial)
-        seed = config.spec.training.seed + index
-        if config.spec.s3 is not None:
-            s3.configure(config.spec.s3.endpoint, config.spec.s3.region)
-        metrics = serve_metrics(config, metrics_port)
-        summary = Trial(config, index, stop, metrics).run()
-        code = EXIT_OK
-    except TransferSearchError as err:
-        log.error("trial failed: %s", err)
-        print(f"error: {err}", file=sys.stderr)
-        summary = _failure(str(err), index, seed, err.retryable)
-        code = err.exit_code
-    except Exception as err:
-        log.exception("trial failed with an unexpected error")
-        summary = _failure(f"internal error: {type(err).__name__}: {err}", index, seed, None)
-        code = EXIT_BUG
-    _write_termination_log(summary_path, summary)
-    if metrics is not None and metrics_linger > 0 and not stop.is_set():
-        log.info("serving the final metrics for %.0f s more", metrics_linger)
-        stop.wait(metrics_linger)
-    return code

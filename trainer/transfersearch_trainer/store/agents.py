@@ -34,10 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from transfersearch_trainer.agent.artifact import FORMAT, MANIFEST, WEIGHTS
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.benchmark.datasource import cache_dir
 from transfersearch_trainer.store.blobs import Blobs, LocalBlobs, open_blobs, sha256_hex
+from transfersearch_trainer.store.layout import FORMAT, MANIFEST, WEIGHTS, cache_dir
 
 STORE_ENV = "TRANSFERSEARCH_STORE"
 DEFAULT_STORE = "runs/store"

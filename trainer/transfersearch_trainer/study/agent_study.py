@@ -12,18 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from transfersearch_trainer.agent.artifact import Agent
 from transfersearch_trainer.agent.evaluate import MethodResult, compare
-from transfersearch_trainer.agent.learner import Hyperparameters
-from transfersearch_trainer.benchmark.table import Benchmark
-from transfersearch_trainer.workflow.local import (
-    Reporter,
-    pretrained_source,
-    train_target,
-    training_cost,
-)
+from transfersearch_trainer.search.baselines import METHODS
+from transfersearch_trainer.workflow.source import pretrained_source
+from transfersearch_trainer.workflow.target import TargetRun, train_target, training_cost
+from transfersearch_trainer.workflow.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -40,52 +34,33 @@ class StudySettings:
     eval_seed: int = 1_000_000
 
 
-def run_study(
-    bench: Benchmark,
-    settings: StudySettings,
-    hp: Hyperparameters,
-    cache: Path,
-    device: torch.device,
-    reporter: Reporter,
-) -> dict[str, list[MethodResult]]:
+def run_study(ws: Workspace, settings: StudySettings, cache: Path) -> dict[str, list[MethodResult]]:
     source = pretrained_source(
-        bench,
-        settings.source_task,
-        settings.pretrain_steps,
-        settings.seed,
-        hp,
-        cache,
-        device,
-        reporter,
+        ws, settings.source_task, settings.pretrain_steps, settings.seed, cache
     )
     results: dict[str, list[MethodResult]] = {}
     for target in settings.targets:
         agents: dict[str, Agent] = {}
         for mode in settings.modes:
-            agent = train_target(
-                source,
-                mode,
-                bench,
-                target,
-                settings.steps,
-                settings.target_evaluations,
-                settings.seed,
-                hp,
-                device,
-                None,
-                reporter,
-                mode,
+            run = TargetRun(
+                mode=mode,
+                target=target,
+                steps=settings.steps,
+                target_evaluations=settings.target_evaluations,
+                seed=settings.seed,
+                label=mode,
             )
-            agents[mode] = agent
-        with reporter.task(f"evaluate on {target}", settings.searches * (len(agents) + 3)) as tick:
+            agents[mode] = train_target(ws, run, source)
+        total = settings.searches * (len(agents) + len(METHODS))
+        with ws.reporter.task(f"evaluate on {target}", total) as tick:
             results[target] = compare(
-                bench,
+                ws.bench,
                 target,
                 settings.budget,
                 settings.searches,
                 settings.eval_seed,
                 {m: (a.net, *training_cost(a, target)) for m, a in agents.items()},
-                device,
+                ws.device,
                 source_task=settings.source_task,
                 progress=lambda n: tick(n, {}),
             )

@@ -161,8 +161,14 @@ def run_cell(cell: Cell, s: MatrixSettings, out: Path, data: str | None) -> dict
 
     from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
     from transfersearch_trainer.agent.evaluate import agent_searches, curve_evaluator
-    from transfersearch_trainer.agent.learner import Hyperparameters
-    from transfersearch_trainer.agent.transfer import fit, make_target_agent, target_hyperparameters
+    from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+    from transfersearch_trainer.agent.learner import Watch
+    from transfersearch_trainer.agent.transfer import (
+        agent_run,
+        fit,
+        make_target_agent,
+        target_hyperparameters,
+    )
     from transfersearch_trainer.search.stats import summarize
 
     if "bench" not in _WORKER:
@@ -186,8 +192,8 @@ def run_cell(cell: Cell, s: MatrixSettings, out: Path, data: str | None) -> dict
             source, cell.mode, bench.space, cell.seed, target_hyperparameters(hp, cap)
         )
     evaluator = curve_evaluator(bench, cell.target, hp.eval_budget, hp.eval_searches, device)
-    n = steps if trainable is not None else 0
-    fit(agent, bench, cell.target, n, trainable, device, cap, evaluator)
+    run = agent_run(agent, bench, cell.target, steps, device, trainable, cap)
+    fit(agent, run, Watch(evaluator=evaluator))
     if cell.kind == "scratch":
         save_agent(agent, scratch_agent_dir(out, cell.target, cell.seed))
     stats = bench.stats(cell.target)
@@ -249,32 +255,36 @@ def run_matrix(
     data: str | None,
     workers: int = 2,
     progress: Progress | None = None,
-    stop_after: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run every missing cell; returns all cell records. `stop_after` interrupts (for tests)."""
+    """Run every missing cell; returns the cell records done so far.
+
+    `should_stop` is asked before each cell is started (one worker) or collected (many):
+    when it says yes, the run ends there, as an interrupted one would, and a later run
+    with the same settings resumes from the cells on disk.
+    """
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, s)
     done = load_cells(out)
     first, second = plan(s)
     total = len(first) + len(second)
     count = [len([c for c in first + second if c.id in done])]
-    ran = [0]
 
-    def phase(cells: list[Cell]) -> None:
+    def phase(cells: list[Cell]) -> bool:
+        """Run the missing cells of one phase; False when stopped part-way."""
         todo = [c for c in cells if c.id not in done]
         if not todo:
-            return
+            return True
         if workers <= 1:
             _init_worker(data, s.space)
             for c in todo:
-                if stop_after is not None and ran[0] >= stop_after:
-                    raise KeyboardInterrupt
+                if should_stop is not None and should_stop():
+                    return False
                 done[c.id] = run_cell(c, s, out, data)
-                ran[0] += 1
                 count[0] += 1
                 if progress:
                     progress(c.id, count[0], total)
-            return
+            return True
         with ProcessPoolExecutor(
             workers, initializer=_init_worker, initargs=(data, s.space)
         ) as pool:
@@ -282,6 +292,10 @@ def run_matrix(
                 pool.submit(run_cell, c, s, out, data): c for c in todo
             }
             while pending:
+                if should_stop is not None and should_stop():
+                    for fut in pending:
+                        fut.cancel()
+                    return False
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     c = pending.pop(fut)
@@ -289,7 +303,8 @@ def run_matrix(
                     count[0] += 1
                     if progress:
                         progress(c.id, count[0], total)
+        return True
 
-    phase(first)
-    phase(second)
+    if phase(first):  # the second phase transfers from the first's agents
+        phase(second)
     return done

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from transfersearch_trainer.agent.learner import CurvePoint, Learner, LearnerHooks, TrainStats
+from transfersearch_trainer.agent.hooks import CurvePoint, LearnerHooks, TrainStats
+from transfersearch_trainer.agent.learner import Learner
 from transfersearch_trainer.api.spec import Alerts
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics, gpu_model
 
