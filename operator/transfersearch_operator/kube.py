@@ -7,6 +7,17 @@ bodies. The client's own transport is synchronous: run in worker threads, the
 operator used 4.2 ms of CPU per new search instead of 3.0 ms (100 searches at
 once on 2 cores: every Job after 0.53-0.57 s instead of 0.36-0.43 s), and its
 typed methods validate every body into models first and drop fields the models lack.
+
+Not kubernetes_asyncio (36.1.0, the async client made for this, same aiohttp
+transport): measured side by side with this module in one alternating run
+(docs/operator.md, Performance), the operator used about twice the CPU per
+burst (0.57-0.80 s vs 0.27-0.34 s for 100 searches) and create->Job p50 doubled
+(439-827 ms vs 200-367 ms on the shared machine; the goal is 200 ms idle). Its
+typed calls walk every body to serialize it and read every answer into models;
+without the models (`_preload_content=False`, status checked by hand) it still
+used 0.52-0.67 s. The price of keeping this module: the auth header per request
+(through the configuration's refresh hook) and the TLS context are done here, so
+tests/test_operator_kube.py checks them against a real HTTP(S) server.
 """
 
 from __future__ import annotations
