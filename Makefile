@@ -54,7 +54,7 @@ crds: install
 	$(MAKE) chart-sync
 
 # Helm templates can read only files inside the chart, so the chart keeps byte-identical
-# copies of the CRD, the alert rules and the dashboard; tests/test_chart.py fails when a
+# copies of the CRD, the alert rules and the dashboard; tests/deploy/test_chart.py fails when a
 # copy differs from its source.
 .PHONY: chart-sync
 CHART := charts/transfersearch

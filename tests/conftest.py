@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT as REPO_ROOT
+
+ROOT = REPO_ROOT
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "transnas-bench-101"
 
 

@@ -92,7 +92,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
     kopf builds that diff on every event of every watched object, deep-copying the
     body; that was a quarter of the operator's CPU when 100 searches arrived at once.
-    tests/test_operator_handlers.py fails if a change handler is ever registered.
+    tests/operator/test_operator_handlers.py fails if a change handler is ever registered.
     """
 
     def build(

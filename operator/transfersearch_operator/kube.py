@@ -17,7 +17,7 @@ typed calls walk every body to serialize it and read every answer into models;
 without the models (`_preload_content=False`, status checked by hand) it still
 used 0.52-0.67 s. The price of keeping this module: the auth header per request
 (through the configuration's refresh hook) and the TLS context are done here, so
-tests/test_operator_kube.py checks them against a real HTTP(S) server.
+tests/operator/test_operator_kube.py checks them against a real HTTP(S) server.
 """
 
 from __future__ import annotations

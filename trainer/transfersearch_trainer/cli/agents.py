@@ -54,7 +54,7 @@ def pretrain(
 ) -> None:
     """Train a new agent on a source task and save it (safetensors + JSON manifest)."""
 
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.agent.artifact import save_agent
     from transfersearch_trainer.agent.learner import pick_device
     from transfersearch_trainer.workflow.source import pretrain as run_pretrain
@@ -101,7 +101,7 @@ def finetune(
 ) -> None:
     """Transfer an agent to a target task: finetune, freeze-encoder, zero-shot or scratch."""
 
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.agent.artifact import load_agent, save_agent
     from transfersearch_trainer.agent.evaluate import curve_evaluator
     from transfersearch_trainer.agent.learner import Watch, pick_device
@@ -141,7 +141,7 @@ def evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Greedy agent vs random, local search, evolution and source top-k, on the same starts."""
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.agent.artifact import load_agent
     from transfersearch_trainer.agent.evaluate import compare
     from transfersearch_trainer.agent.learner import pick_device

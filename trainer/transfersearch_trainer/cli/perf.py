@@ -34,7 +34,7 @@ def bench_env(
 ) -> None:
     """Environment steps/s: vectorised vs a per-search Python loop vs bare numpy gathers."""
 
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.perf.env import measure_env
 
     check_task(task, "--task")
@@ -81,7 +81,7 @@ def bench_learner(
     json_out: JsonOpt = False,
 ) -> None:
     """Learner throughput (updates/s, env steps/s) with the default hyperparameters."""
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.perf.training import measure_learner
 
     bench = task_benchmark(task, space, data)
@@ -110,7 +110,7 @@ def bench_metrics(
     json_out: JsonOpt = False,
 ) -> None:
     """Cost of the Prometheus instrumentation on learner throughput, and one scrape's size."""
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.perf.training import measure_metrics
 
     bench = task_benchmark(task, space, data)
@@ -147,7 +147,7 @@ def bench_checkpoint(
     json_out: JsonOpt = False,
 ) -> None:
     """Checkpoint size, time to write and to restore, training lost on a kill (default settings)."""
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.perf.training import measure_checkpoint
 
     bench = task_benchmark(task, space, data)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import S3Settings, format_validation_error, load_manifest
@@ -55,7 +56,7 @@ def run(
 ) -> None:
     """Run a TransferSearch manifest locally: source agent, transfer, evaluation, report."""
 
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.agent.evaluate import MethodResult
     from transfersearch_trainer.workflow.local import RunOptions, run_manifest
 
@@ -146,7 +147,7 @@ def train(
     metrics_linger: LingerOpt = 0.0,
 ) -> None:
     """Run one trial of a search as a trainer pod does (exit 0 ok, 2 permanent, 75 retryable)."""
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.pod.main import main as run_trial
 
     code = run_trial(config, termination_log, trial, metrics_port, metrics_linger)
@@ -201,13 +202,11 @@ def operator_cmd(
     ] = None,
 ) -> None:
     """Run the Kubernetes operator that turns TransferSearch resources into trainer Jobs."""
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: the operator (kopf, its handlers) loads only for this command
     from transfersearch_operator.main import run
 
     default_s3 = None
     if s3_bucket:
-        from pydantic import ValidationError
-
         try:
             default_s3 = S3Settings(
                 bucket=s3_bucket,

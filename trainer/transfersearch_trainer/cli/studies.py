@@ -49,7 +49,7 @@ def matrix(
 ) -> None:
     """Every source x target pair: paper protocol, honest protocol, similarity, ROI, report."""
 
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.study.analysis import analyse
     from transfersearch_trainer.study.matrix import MatrixSettings, run_matrix
     from transfersearch_trainer.study.report import write_report
@@ -120,7 +120,7 @@ def bench_transfer(
 ) -> None:
     """Zero-shot, fine-tuned and scratch agents (same target-evaluation cap) vs baselines."""
 
-    # lazy: torch (or the operator) loads only for the commands that need it
+    # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.agent.learner import pick_device
     from transfersearch_trainer.study.agent_study import StudySettings, run_study
     from transfersearch_trainer.workflow.workspace import Workspace

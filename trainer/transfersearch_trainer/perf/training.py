@@ -6,8 +6,24 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
+from transfersearch_trainer.agent.artifact import Agent
+from transfersearch_trainer.agent.checkpoint import Checkpointer
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.agent.learner import (
+    Learner,
+    TrainingRun,
+    Watch,
+    pick_device,
+    select_actions,
+    train,
+)
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.env import MemorySearchEnv
+from transfersearch_trainer.store.blobs import open_blobs
+from transfersearch_trainer.telemetry.hooks import MetricsHook
+from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
 
 
 def measure_learner(
@@ -18,12 +34,6 @@ def measure_learner(
     Also times the actors alone (greedy network forward + env step, no learning), which
     is the ceiling on env steps/s when the learner is not the bottleneck.
     """
-    import torch
-
-    from transfersearch_trainer.agent.artifact import Agent
-    from transfersearch_trainer.agent.hyperparameters import Hyperparameters
-    from transfersearch_trainer.agent.learner import TrainingRun, pick_device, select_actions, train
-    from transfersearch_trainer.search.env import MemorySearchEnv
 
     dev = pick_device(device)
     hp = Hyperparameters()
@@ -76,12 +86,6 @@ def measure_checkpoint(
     """
     import tempfile
     import uuid
-
-    from transfersearch_trainer.agent.artifact import Agent
-    from transfersearch_trainer.agent.checkpoint import Checkpointer
-    from transfersearch_trainer.agent.hyperparameters import Hyperparameters
-    from transfersearch_trainer.agent.learner import Learner, TrainingRun, Watch, pick_device
-    from transfersearch_trainer.store.blobs import open_blobs
 
     dev = pick_device(device)
     hp = Hyperparameters()
@@ -145,12 +149,6 @@ def measure_metrics(
     import statistics
     import threading
     import urllib.request
-
-    from transfersearch_trainer.agent.artifact import Agent
-    from transfersearch_trainer.agent.hyperparameters import Hyperparameters
-    from transfersearch_trainer.agent.learner import TrainingRun, Watch, pick_device, train
-    from transfersearch_trainer.telemetry.hooks import MetricsHook
-    from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
 
     dev = pick_device(device)
     hp = Hyperparameters()

@@ -33,8 +33,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
+from transfersearch_trainer.agent.evaluate import agent_searches, curve_evaluator
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.agent.learner import Watch
+from transfersearch_trainer.agent.transfer import (
+    agent_run,
+    fit,
+    make_target_agent,
+    target_hyperparameters,
+)
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import check_space, check_task
+from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.search.stats import summarize
 
 SCHEMA = "transfersearch-matrix/1"
 
@@ -147,30 +161,14 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(data: str | None, space: str) -> None:
-    import torch
 
     torch.set_num_threads(1)
-    from transfersearch_trainer.benchmark.loaders import load_benchmark
 
     _WORKER["bench"] = load_benchmark(data, space)
 
 
 def run_cell(cell: Cell, s: MatrixSettings, out: Path, data: str | None) -> dict[str, Any]:
     """Train and evaluate one cell's agent; returns (and writes) its record."""
-    import torch
-
-    from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
-    from transfersearch_trainer.agent.evaluate import agent_searches, curve_evaluator
-    from transfersearch_trainer.agent.hyperparameters import Hyperparameters
-    from transfersearch_trainer.agent.learner import Watch
-    from transfersearch_trainer.agent.transfer import (
-        agent_run,
-        fit,
-        make_target_agent,
-        target_hyperparameters,
-    )
-    from transfersearch_trainer.search.stats import summarize
-
     if "bench" not in _WORKER:
         _init_worker(data, s.space)
     bench = _WORKER["bench"]

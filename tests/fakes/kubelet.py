@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.emulator import CONFIGMAPS, JOBS, SECRETS, Api, JobController, Trial
+from tests.fakes.emulator import CONFIGMAPS, JOBS, SECRETS, Api, JobController, Trial
 
 MAX_MESSAGE = 4096
 

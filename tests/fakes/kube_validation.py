@@ -2,8 +2,8 @@
 
 Built-in kinds: the Kubernetes OpenAPI schemas shipped by kubernetes-validate, in
 strict mode (an unknown field is an error, as with kubectl's strict field
-validation). Prometheus Operator kinds: `tests.monitoring_schemas`. TransferSearch:
-our CRD's schema, defaults and CEL rules (`tests.test_operator_crd.server_check`).
+validation). Prometheus Operator kinds: `tests.fakes.monitoring_schemas`. TransferSearch:
+our CRD's schema, defaults and CEL rules (`tests.operator.test_operator_crd.server_check`).
 A kind none of them knows is an error, never a silent pass.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 from kubernetes_validate import utils as kubernetes_validate
 
-from tests.monitoring_schemas import SCHEMAS as MONITORING_SCHEMAS
-from tests.test_operator_crd import server_check
+from tests.fakes.monitoring_schemas import SCHEMAS as MONITORING_SCHEMAS
+from tests.operator.test_operator_crd import server_check
 
 # The oldest Kubernetes the chart supports (Chart.yaml's kubeVersion: trial Jobs use
 # podFailurePolicy, GA in 1.31) and the newest kubernetes-validate 1.37.0 knows.

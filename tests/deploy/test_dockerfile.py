@@ -13,14 +13,14 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
+from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator import children
 from transfersearch_trainer.api.spec import load_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCRIPT = "transfersearch"
 

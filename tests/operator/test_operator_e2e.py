@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from tests.conftest import free_port, wait_port
+from tests.paths import ROOT as REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 EXE = str(Path(sys.executable).parent / "transfersearch")
 CRD = ROOT / "crds" / "transfersearch.io_transfersearches.yaml"
 EXAMPLE = ROOT / "examples" / "scratch.yaml"

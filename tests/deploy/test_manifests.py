@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kube_validation import KUBERNETES_VERSIONS, name_of, problems
+from tests.fakes.kube_validation import KUBERNETES_VERSIONS, name_of, problems
+from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator import children
 from transfersearch_operator.config import DEFAULT_IMAGE
 from transfersearch_trainer.api.spec import load_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 CHART = ROOT / "charts" / "transfersearch"
 
 # Shipped YAML that is not a Kubernetes object, and what checks it.

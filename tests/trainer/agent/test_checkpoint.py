@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_agent import TINY, synthetic
+from tests.trainer.agent.test_agent import TINY, synthetic
 from transfersearch_trainer.agent.artifact import Agent
 from transfersearch_trainer.agent.checkpoint import Checkpointer
 from transfersearch_trainer.agent.evaluate import curve_evaluator

@@ -1,6 +1,6 @@
-"""The test Kubernetes API (tests/emulator.py) as its own process, like a real API server.
+"""The test Kubernetes API (tests/fakes/emulator.py) as its own process, like a real API server.
 
-`python -m tests.apiserver PORT` serves on 127.0.0.1:PORT and prints `ready` when it
+`python -m tests.fakes.apiserver PORT` serves on 127.0.0.1:PORT and prints `ready` when it
 listens. `serve()` starts one for a test and gives its URL and a kubeconfig for it.
 """
 
@@ -16,9 +16,10 @@ from pathlib import Path
 import kmock
 
 from tests.conftest import free_port
-from tests.emulator import ClusterEmulator, declare_resources
+from tests.fakes.emulator import ClusterEmulator, declare_resources
+from tests.paths import ROOT as REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 async def _serve(port: int) -> None:
@@ -44,7 +45,7 @@ def serve(log: Path) -> Iterator[str]:
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.apiserver", str(port)],
+            [sys.executable, "-m", "tests.fakes.apiserver", str(port)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=out,

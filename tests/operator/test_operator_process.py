@@ -2,7 +2,7 @@
 
 An emulated API server runs as another process; the operator and kubectl
 reach it through a kubeconfig file; the search is applied with
-`kubectl apply` from examples/; a stand-in kubelet (tests/kubelet.py) runs
+`kubectl apply` from examples/; a stand-in kubelet (tests/fakes/kubelet.py) runs
 each trial pod's real container command as a local process.
 """
 
@@ -27,14 +27,15 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from tests import apiserver
 from tests.conftest import free_port, wait_port
-from tests.emulator import CONFIGMAPS, JOBS, NS, SEARCHES, Api, manifest, url, wait_for
-from tests.kubelet import Kubelet, executable_path
+from tests.fakes import apiserver
+from tests.fakes.emulator import CONFIGMAPS, JOBS, NS, SEARCHES, Api, manifest, url, wait_for
+from tests.fakes.kubelet import Kubelet, executable_path
+from tests.paths import ROOT as REPO_ROOT
 from transfersearch_trainer.api.jobconfig import load_job_config
 from transfersearch_trainer.api.spec import load_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 EXE = str(Path(sys.executable).parent / "transfersearch")
 EXAMPLE = ROOT / "examples" / "scratch.yaml"
 IMAGE = "transfersearch-trainer:test"
@@ -301,7 +302,7 @@ def _cpu_seconds() -> dict[str, float]:
                 who = "client (pytest)"
             elif ppid == os.getpid():
                 cmdline = (stat.parent / "cmdline").read_bytes()
-                who = "API emulator" if b"tests.apiserver" in cmdline else "operator"
+                who = "API emulator" if b"tests.fakes.apiserver" in cmdline else "operator"
             else:
                 continue
         except OSError:

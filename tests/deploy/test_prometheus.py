@@ -30,10 +30,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import apiserver
 from tests.conftest import TINY_HP, free_port, hp_flags, wait_port
+from tests.fakes import apiserver
+from tests.paths import ROOT as REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 EXE = str(Path(sys.executable).parent / "transfersearch")
 RULES = ROOT / "observability" / "prometheus-rules.yaml"
 DASHBOARD = ROOT / "observability" / "grafana-dashboard.json"

@@ -23,13 +23,14 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.kube_validation import KUBERNETES_VERSIONS, name_of, problems
+from tests.fakes.kube_validation import KUBERNETES_VERSIONS, name_of, problems
+from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator import children
 from transfersearch_operator.config import DEFAULT_IMAGE
 from transfersearch_trainer.api.spec import load_manifest
 from transfersearch_trainer.api.version import __version__
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 CHART = ROOT / "charts" / "transfersearch"
 RELEASE, NAMESPACE = "ts", "transfersearch-system"
 FULLNAME = f"{RELEASE}-transfersearch"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.emulator import (
+from tests.fakes.emulator import (
     CONFIGMAPS,
     JOBS,
     NS,

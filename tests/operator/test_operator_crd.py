@@ -18,6 +18,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator.crd import (
     CRD_FILE,
     PRINTER_COLUMNS,
@@ -28,7 +29,7 @@ from transfersearch_operator.schema import SchemaError, structural_schema
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import TRANSFER_MODES, load_manifest, parse_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 CRD = custom_resource_definition()
 VERSION = CRD["spec"]["versions"][0]

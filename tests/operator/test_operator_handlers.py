@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 import pytest
 
-from tests.emulator import NS, manifest
+from tests.fakes.emulator import NS, manifest
 from transfersearch_operator import reconcile
 from transfersearch_operator.config import OperatorConfig
 from transfersearch_operator.handlers import NoDiffBase, configure, register

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
-OBS = Path(__file__).resolve().parents[1] / "observability"
+from tests.paths import ROOT as REPO_ROOT
+
+OBS = REPO_ROOT / "observability"
 
 
 def test_rules_are_valid(promtool: str) -> None:

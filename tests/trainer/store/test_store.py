@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_agent import TINY
+from tests.trainer.agent.test_agent import TINY
 from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.spaces import get_space

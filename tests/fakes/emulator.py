@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -41,6 +40,7 @@ import kopf
 import yaml
 from kmock._internal import dicts as kmock_dicts  # the emulator's own patch semantics
 
+from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator.config import OperatorConfig
 from transfersearch_operator.handlers import configure, register
 from transfersearch_operator.kube import Kube, config_for
@@ -48,7 +48,7 @@ from transfersearch_operator.metrics import OperatorMetrics
 from transfersearch_operator.reconcile import Reconciler
 from transfersearch_trainer.api.spec import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAME
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 SEARCHES = f"{API_GROUP}/{API_VERSION}/{PLURAL}"
 JOBS = "batch/v1/jobs"
 PODS = "v1/pods"

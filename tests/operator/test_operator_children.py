@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator import children
 from transfersearch_operator.children import SearchRef, child_name
 from transfersearch_trainer.api.jobconfig import JobConfig
 from transfersearch_trainer.api.spec import TransferSearchSpec, load_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 REF = SearchRef(name="segmentsemantic-gpu", namespace="research", uid="u-1", generation=3)
 
 
