@@ -228,6 +228,17 @@ def manifest(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def credentials_secret(name: str, opted_in: bool = True) -> dict[str, Any]:
+    """An S3 credentials Secret; opted in: labelled for use by searches (the policy's default)."""
+    labels = {"transfersearch.io/credentials": "true"} if opted_in else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "data": {"AWS_ACCESS_KEY_ID": "a2V5", "AWS_SECRET_ACCESS_KEY": "c2VjcmV0"},
+    }
+
+
 def example(name: str) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "examples" / name).read_text())
     return doc
