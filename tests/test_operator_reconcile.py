@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import kmock
 import pytest
 import pytest_asyncio
 
@@ -682,40 +683,47 @@ async def test_rejected_specs_are_counted_apart_from_reconcile_errors(
     assert sample(metrics, rejected, reason="PolicyDenied") == 0
 
 
-RBAC_DENIAL = {
-    "kind": "Status",
-    "apiVersion": "v1",
-    "status": "Failure",
-    "reason": "Forbidden",
-    "code": 403,
-    "message": (
-        'jobs.batch is forbidden: User "system:serviceaccount:transfersearch-system:ts" '
-        'cannot create resource "jobs" in API group "batch" in the namespace "searches"'
-    ),
-}
-
-
 async def test_a_forbidden_job_creation_is_in_the_status_and_retried(
     k8s: ClusterEmulator, api: Api
 ) -> None:
     """RBAC refuses the Job (HTTP 403): the status says so, not only the log, until it works."""
-    k8s[f"post /apis/batch/v1/namespaces/{NS}/jobs"][:3] << 403 << RBAC_DENIAL
+    k8s.forbidden.add((kmock.action.CREATE, "jobs"))
     async with operator(str(k8s.url)) as op:
         await api.create(SEARCHES, manifest("s"))
         await wait_for(
             "Forbidden", lambda: condition(status_of(k8s, "s"), "Created")["reason"] == "Forbidden"
         )
+        await asyncio.sleep(0.5)  # a retry or two, refused the same
         status = status_of(k8s, "s")
         created = condition(status, "Created")
         assert (status["phase"], created["status"]) == ("Pending", "False")
         assert 'cannot create resource "jobs" in API group "batch"' in created["message"]
         assert "trying again every 0.2 s" in created["message"]
         assert status["message"] == created["message"]
+        assert k8s.live(JOBS, NS) == {}
         # The operator's own setup is at fault: that is what the alert is for.
-        assert (
-            sample(op.metrics, "transfersearch_operator_reconcile_errors_total", handler="children")
-            >= 1
-        )
+        errors = "transfersearch_operator_reconcile_errors_total"
+        assert sample(op.metrics, errors, handler="children") >= 2
+
+        k8s.forbidden.clear()  # the admin grants the rules
         status = await wait_for("Created=True", lambda: created_true(k8s, "s"), timeout=10)
     assert len(k8s.live(JOBS, NS)) == 1
     assert "Failed" not in {c["type"] for c in status["conditions"]}
+
+
+async def test_a_forbidden_secret_lookup_is_in_the_status(k8s: ClusterEmulator, api: Api) -> None:
+    """Without `get` on Secrets (RBAC of one's own) the policy cannot see the opt-in label."""
+    k8s.forbidden.add((kmock.action.FETCH, "secrets"))
+    await api.create(SECRETS, credentials_secret("team"))
+    async with operator(str(k8s.url)):
+        await api.create(
+            SEARCHES, manifest("s", s3={"bucket": "bucket-b", "credentialsSecret": "team"})
+        )
+        await wait_for(
+            "Forbidden", lambda: condition(status_of(k8s, "s"), "Created")["reason"] == "Forbidden"
+        )
+        message = status_of(k8s, "s")["message"]
+        assert "does not let the operator read Secret team's labels" in message
+        assert 'cannot get resource "secrets"' in message
+        k8s.forbidden.clear()
+        await wait_for("Created=True", lambda: created_true(k8s, "s"), timeout=10)
