@@ -2,9 +2,13 @@
 
 One generation of a search's spec = one ConfigMap (the trainer's JobConfig) and
 one Indexed Job (one completion index per trial), both named
-``<search>-g<generation>``. The name is a function of what the object is for,
+``<search>-<uid>-g<generation>``. The name is a function of what the object is for,
 so creating it twice is a 409 rather than a duplicate, and a spec change gets
-fresh children instead of mutating ones that pods are already using.
+fresh children instead of mutating ones that pods are already using. The search's
+uid (its first characters) is in the name because the search's name is not unique
+over time: a search deleted and created again under the same name must not find
+the old one's Job (still there until the garbage collector gets to it, or for good
+after `kubectl delete --cascade=orphan`) under the name of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ GENERATION_LABEL = "transfersearch.io/generation"
 COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 CONTAINER = "trainer"
+CONFIG_VOLUME = "config"
 CONFIG_DIR = "/etc/transfersearch"
 CONFIG_KEY = "job.json"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
@@ -36,6 +41,7 @@ USAGE_ERROR_EXIT_CODE = 2
 # An Indexed Job's pods are named <job>-<index>-<random>, and <job>-<index> is their
 # hostname (a 63-character DNS label): 52 leaves room for the index, as CronJobs do.
 MAX_CHILD_NAME = 52
+UID_CHARS = 5  # of the search's uid in its children's names: 16^5 = a million names
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,14 @@ class SearchRef:
     generation: int
 
 
-def child_name(search: str, generation: int) -> str:
-    """``<search>-g<generation>``, shortened with a hash when too long to stay unique."""
-    suffix = f"-g{generation}"
+def child_name(search: str, uid: str, generation: int) -> str:
+    """``<search>-<uid>-g<generation>``, shortened with a hash when too long to stay unique.
+
+    Two searches of the same name get the same name here only when their uids start
+    alike (one in a million); the operator then sees the Job is not its own and waits.
+    """
+    fragment = "".join(ch for ch in uid.lower() if ch in "0123456789abcdef")[:UID_CHARS]
+    suffix = f"-{fragment or '0'}-g{generation}"
     name = search + suffix
     if len(name) <= MAX_CHILD_NAME:
         return name
@@ -70,8 +81,12 @@ def labels(ref: SearchRef) -> dict[str, str]:
 
 
 def output_uri(ref: SearchRef, spec: TransferSearchSpec) -> str:
-    """Where the trials put agents and results; without S3, a pod-local folder."""
-    where = f"runs/{ref.namespace}/{ref.name}/g{ref.generation}"
+    """Where the trials put agents, checkpoints and results; without S3, a pod-local folder.
+
+    The uid keeps a search created again under an old one's name from resuming the
+    old one's checkpoints (and taking its finished results for its own).
+    """
+    where = f"runs/{ref.namespace}/{ref.name}/{ref.uid}/g{ref.generation}"
     if spec.s3 is None:
         return f"{CACHE_DIR}/{where}"
     prefix = spec.s3.prefix.strip("/")
@@ -94,7 +109,7 @@ def config_map(ref: SearchRef, spec: TransferSearchSpec) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": child_name(ref.name, ref.generation),
+            "name": child_name(ref.name, ref.uid, ref.generation),
             "namespace": ref.namespace,
             "labels": labels(ref),
         },
@@ -104,7 +119,7 @@ def config_map(ref: SearchRef, spec: TransferSearchSpec) -> dict[str, Any]:
 
 def job(ref: SearchRef, spec: TransferSearchSpec, image: str) -> dict[str, Any]:
     """One Indexed Job: a completion index per trial (seed), retries = failure budget."""
-    name = child_name(ref.name, ref.generation)
+    name = child_name(ref.name, ref.uid, ref.generation)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -178,7 +193,7 @@ def pod_spec(spec: TransferSearchSpec, image: str, config_map_name: str) -> dict
                 # log lines in the status; the operator treats them as an opaque reason.
                 "terminationMessagePolicy": "FallbackToLogsOnError",
                 "volumeMounts": [
-                    {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                    {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
                     {"name": "tmp", "mountPath": "/tmp"},
                     {"name": "cache", "mountPath": CACHE_DIR},
                 ],
@@ -186,7 +201,7 @@ def pod_spec(spec: TransferSearchSpec, image: str, config_map_name: str) -> dict
         ],
         "volumes": [
             {
-                "name": "config",
+                "name": CONFIG_VOLUME,
                 "configMap": {
                     "name": config_map_name,
                     "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],

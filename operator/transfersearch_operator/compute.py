@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -43,8 +44,30 @@ _FAILURE_REASONS = {
 }
 
 
+# Refusals that end a generation: the user must change the spec (or the admin the policy).
+FINAL_REFUSALS = frozenset({"JobRejected", "PolicyDenied"})
+
+
 class InvalidSpecError(ValueError):
     """A spec the schema let through but the model refuses; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why this generation has no Job: the one fact the cluster cannot show.
+
+    Final refusals (the API server refused the Job as written, the admission policy
+    refused the spec) fail the generation; the others (no permission, quota, a name
+    taken, a Secret not there yet) leave it Pending while the operator tries again,
+    and say so in the Created condition instead of only in the operator's log.
+    """
+
+    reason: str
+    message: str
+
+    @property
+    def final(self) -> bool:
+        return self.reason in FINAL_REFUSALS
 
 
 def validate(search: ObservedSearch) -> TransferSearchSpec:
@@ -69,17 +92,30 @@ def previous_status(search: ObservedSearch) -> TransferSearchStatus | None:
         return None  # hand-edited or from an older operator: recompute from scratch
 
 
+def owned_job(search: ObservedSearch, jobs: Iterable[ObservedJob]) -> ObservedJob | None:
+    """The Job of the search's current generation that the search itself controls.
+
+    Jobs come labelled with the search's name, which an earlier search of the same
+    name had too: only the controller's uid tells them apart.
+    """
+    return next(
+        (j for j in jobs if j.owner_uid == search.uid and j.generation == search.generation),
+        None,
+    )
+
+
 def compute_status(
     search: ObservedSearch,
     jobs: Iterable[ObservedJob],
     pods: Iterable[ObservedPod],
     now: str,
-    rejected: str | None = None,
+    refusal: Refusal | None = None,
 ) -> TransferSearchStatus:
     """The status for the search's current generation.
 
-    `rejected` is the API server's refusal of this generation's Job, if any:
-    the one fact the cluster cannot show (the Job does not exist).
+    `jobs` and `pods` are those labelled with the search's name; only the Job the
+    search controls, and that Job's own pods, count. `refusal` says why the
+    generation has no Job, if the operator was refused one.
     """
     prev = previous_status(search)
     gen = search.generation
@@ -96,22 +132,24 @@ def compute_status(
             message=message,
             conditions=conditions.items(),
         )
-    name = child_name(search.name, gen)
-    job = next((j for j in jobs if j.generation == gen), None)
+    job = owned_job(search, jobs)
+    name = job.name if job is not None else child_name(search.name, search.uid, gen)
     base: dict[str, Any] = {
         "observed_generation": gen,
         "job_name": name,
-        "config_map_name": name,
+        "config_map_name": (job.config_map if job is not None else "") or name,
         "source": source_description(spec),
     }
     if job is None:
-        if rejected is None:
+        refusal = refusal or _kept_refusal(prev, gen)
+        if refusal is None:
             phase, reason = "Pending", "Creating"
             message = f"creating Job {name} for {spec.training.seeds} trial(s)"
         else:
-            phase, reason = "Failed", "JobRejected"
-            message = _clip(f"the API server refused Job {name}: {rejected}")
-            conditions.set("Failed", "True", reason, message)
+            reason, message = refusal.reason, _clip(refusal.message)
+            phase = "Failed" if refusal.final else "Pending"
+            if refusal.final:
+                conditions.set("Failed", "True", reason, message)
         conditions.set("Created", "False", reason, message)
         return TransferSearchStatus(
             phase=phase,
@@ -121,7 +159,10 @@ def compute_status(
             **base,
         )
 
-    results = trial_results(spec, [p for p in pods if p.generation == gen])
+    # The Job's own pods: an earlier Job of the same name left pods with the same labels.
+    results = trial_results(
+        spec, [p for p in pods if p.generation == gen and job.uid and p.job_uid == job.uid]
+    )
     gpu_seconds = sum(r.gpu_seconds for r in results.values())
     results_list = [results[i] for i in sorted(results)]
     best = max(
@@ -158,6 +199,21 @@ def compute_status(
         completion_time=completion if phase in ("Succeeded", "Failed") else None,
         **base,
     )
+
+
+def _kept_refusal(prev: TransferSearchStatus | None, generation: int) -> Refusal | None:
+    """A final refusal the status already records for this generation.
+
+    The operator keeps refusals in memory only; after a restart the status is
+    the record, and recomputing it must not turn a refused search back into
+    "creating Job" (a finished generation is not tried again).
+    """
+    if prev is None or prev.observed_generation != generation or prev.phase != "Failed":
+        return None
+    failed = next((c for c in prev.conditions if c.type == "Failed"), None)
+    if failed is None or failed.reason not in FINAL_REFUSALS:
+        return None
+    return Refusal(failed.reason, failed.message)
 
 
 def _phase(

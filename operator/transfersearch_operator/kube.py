@@ -34,9 +34,12 @@ from kubernetes.client.rest import should_bypass_proxies
 from transfersearch_trainer.api.spec import API_GROUP, API_VERSION, PLURAL
 
 MERGE_PATCH = "application/merge-patch+json"
+# The object's metadata only: labels are all the operator reads of a Secret.
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 TIMEOUT = aiohttp.ClientTimeout(total=35.0, sock_connect=5.0)
 PATHS = {  # kind -> collection path in a namespace
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
     "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
     "TransferSearch": f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{ns}}/{PLURAL}",
 }
@@ -56,6 +59,10 @@ class ConflictError(Exception):
 
 class RejectedError(Exception):
     """The API server refuses the object as written (HTTP 400/422): retrying cannot help."""
+
+
+class ForbiddenError(Exception):
+    """HTTP 403: the operator may not (RBAC), or not now (a quota); a fix elsewhere helps."""
 
 
 def config_from_environment() -> client.Configuration:
@@ -103,11 +110,13 @@ class Kube:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, path: str, body: Any = None, content_type: str = "") -> None:
+    async def _call(
+        self, method: str, path: str, body: Any = None, content_type: str = "", accept: str = ""
+    ) -> bytes:
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=_tls(self._cfg), limit=20)
             self._session = aiohttp.ClientSession(connector=connector, timeout=TIMEOUT)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept or "application/json"}
         # Read per request: the service account token is rotated, and the
         # configuration's refresh hook rereads it when it is due.
         settings: dict[str, dict[str, str]] = dict(self._cfg.auth_settings())  # type: ignore[arg-type]
@@ -128,6 +137,7 @@ class Kube:
             answer = await response.read()
             if not 200 <= response.status < 300:
                 raise ApiError(response.status, response.reason or "", answer)
+            return answer
 
     async def create(self, body: dict[str, Any]) -> bool:
         """Create a ConfigMap or Job; False if it already exists (creation is idempotent)."""
@@ -139,8 +149,26 @@ class Kube:
                 return False
             if err.status in (400, 422):
                 raise RejectedError(_reason(err)) from None
+            if err.status == 403:
+                raise ForbiddenError(_reason(err)) from None
             raise
         return True
+
+    async def get(
+        self, kind: str, namespace: str, name: str, metadata_only: bool = False
+    ) -> dict[str, Any] | None:
+        """The object (or only its metadata), None if there is none."""
+        path = f"{PATHS[kind].format(ns=quote(namespace))}/{quote(name)}"
+        try:
+            answer = await self._call("GET", path, accept=METADATA_ONLY if metadata_only else "")
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            if err.status == 403:
+                raise ForbiddenError(_reason(err)) from None
+            raise
+        found: dict[str, Any] = json.loads(answer)
+        return found
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete a ConfigMap or Job (a Job with its pods); False if it was gone."""

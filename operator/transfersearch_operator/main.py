@@ -3,12 +3,14 @@
 Flags map to kopf's: the namespaces to serve (or all of them), peering (for
 several replicas with one active) or standalone, the liveness endpoint (for
 both the liveness and readiness probes), plus the operator's own metrics
-port and the default trainer image.
+port and the default trainer image. The admission policy comes from the
+environment (TRANSFERSEARCH_ALLOWED_*, see policy.py), as the chart sets it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import kopf
@@ -20,6 +22,7 @@ from .config import DEFAULT_IMAGE, OperatorConfig
 from .handlers import configure, register
 from .kube import Kube, config_from_environment
 from .metrics import OperatorMetrics
+from .policy import AdmissionPolicy
 from .reconcile import Reconciler
 
 
@@ -40,6 +43,7 @@ def run(
             "give the namespaces to serve (--namespace NS, repeatable, globs allowed) "
             "or --all-namespaces, not both or neither"
         )
+    policy = AdmissionPolicy.from_env(os.environ)  # TransferSearchError: names the variable
     try:
         api = config_from_environment()
     except Exception as err:  # the client raises several kinds for missing or bad config
@@ -62,14 +66,14 @@ def run(
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    reconciler = Reconciler(
-        Kube(api), metrics, OperatorConfig(default_image=default_image, default_s3=default_s3)
-    )
+    config = OperatorConfig(default_image=default_image, default_s3=default_s3, policy=policy)
+    reconciler = Reconciler(Kube(api), metrics, config)
     logging.getLogger(__name__).info(
-        "serving %s; trainer image %s; default S3 %s",
+        "serving %s; trainer image %s; default S3 %s; %s",
         "all namespaces" if all_namespaces else ", ".join(namespaces),
         default_image,
         f"s3://{default_s3.bucket}/{default_s3.prefix}" if default_s3 else "none",
+        policy,
     )
     kopf.run(
         registry=registry,

@@ -1,9 +1,13 @@
 """The operator's Prometheus metrics (`transfersearch_operator_*`).
 
-Labels stay low-cardinality: a phase or a handler name, never a search's name
-or an architecture. Trial counters advance by the difference between the
-status the operator replaces and the one it writes, so a restarted operator
-(whose previous status is in the cluster) does not count a trial twice.
+Labels stay low-cardinality: a phase, a handler name or a reason, never a
+search's name or an architecture. Trial and rejection counters advance by the
+difference between the status the operator replaces and the one it writes, so a
+restarted operator (whose previous status is in the cluster) does not count a
+trial or a rejection twice.
+
+Reconcile errors are the operator's own trouble (API errors, its RBAC), which
+is what pages on-call; a user's spec that is refused is counted apart.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ from prometheus_client import (
 
 from transfersearch_trainer.api.version import __version__
 
+from .compute import FINAL_REFUSALS
 from .status import PHASES, TransferSearchStatus
 
 PREFIX = "transfersearch_operator"
 HANDLERS = ("children", "status")  # what `reconciling` is called with (reconcile.py)
+# Why a spec was refused: past the schema (InvalidSpec), by the admission policy, by the
+# API server (the Job as the spec makes it). The reasons of the Failed condition.
+REJECTION_REASONS = ("InvalidSpec", *sorted(FINAL_REFUSALS))
 
 
 class OperatorMetrics:
@@ -60,9 +68,17 @@ class OperatorMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.specs_rejected = Counter(
+            f"{PREFIX}_specs_rejected",
+            "Search generations refused for their spec (users' mistakes, not the operator's).",
+            ["reason"],
+            registry=r,
+        )
         for handler in HANDLERS:  # every series exists from the start, at 0 (no gaps in rates)
             self.reconcile_errors.labels(handler)
             self.reconcile_duration.labels(handler)
+        for reason in REJECTION_REASONS:
+            self.specs_rejected.labels(reason)
         self.build_info = Gauge(
             f"{PREFIX}_build_info",
             "Always 1; the labels say which build runs.",
@@ -115,6 +131,27 @@ class OperatorMetrics:
         self.trials_succeeded.inc(max(0, new.succeeded - (old.succeeded if old else 0)))
         self.trials_failed.inc(max(0, new.failed - (old.failed if old else 0)))
 
+    def count_rejected(
+        self, before: TransferSearchStatus | None, after: TransferSearchStatus
+    ) -> None:
+        """Count a generation once when its status first says its spec was refused."""
+        reason = _rejection(after)
+        if reason is None:
+            return
+        same_generation = (
+            before is not None and before.observed_generation == after.observed_generation
+        )
+        if same_generation and before is not None and _rejection(before) == reason:
+            return
+        self.specs_rejected.labels(reason).inc()
+
     def serve(self, port: int) -> None:
         """Expose /metrics on all interfaces (a thread; stops with the process)."""
         start_http_server(port, registry=self.registry)
+
+
+def _rejection(status: TransferSearchStatus) -> str | None:
+    if status.phase != "Failed":
+        return None
+    failed = next((c for c in status.conditions if c.type == "Failed"), None)
+    return failed.reason if failed is not None and failed.reason in REJECTION_REASONS else None

@@ -14,6 +14,7 @@ from typing import Any
 from .children import (
     COMPLETION_INDEX_ANNOTATION,
     COMPLETION_INDEX_LABEL,
+    CONFIG_VOLUME,
     CONTAINER,
     GENERATION_LABEL,
 )
@@ -64,6 +65,11 @@ class ObservedJob:
     conditions: tuple[JobCondition, ...]
     start_time: str | None
     completion_time: str | None
+    uid: str = ""
+    owner_uid: str = ""
+    """The uid of the TransferSearch that controls it: the label names a search, this says which."""
+    config_map: str = ""
+    """The ConfigMap its pods mount (a Job made by an older operator may name it differently)."""
 
     @classmethod
     def from_body(cls, body: Any) -> ObservedJob:
@@ -88,12 +94,28 @@ class ObservedJob:
             conditions=conditions,
             start_time=status.get("startTime"),
             completion_time=status.get("completionTime"),
+            uid=meta.get("uid", ""),
+            owner_uid=controller_uid(meta, "TransferSearch"),
+            config_map=_config_volume(body),
         )
 
     @classmethod
-    def placeholder(cls, name: str, generation: int) -> ObservedJob:
+    def placeholder(cls, job: Body, owner_uid: str) -> ObservedJob:
         """A Job just created, before its first watch event: nothing has run yet."""
-        return cls(name, generation, 0, 0, 0, (), None, None)
+        meta = job["metadata"]
+        return cls(
+            name=meta["name"],
+            generation=_int(meta.get("labels", {}).get(GENERATION_LABEL)),
+            active=0,
+            succeeded=0,
+            failed=0,
+            conditions=(),
+            start_time=None,
+            completion_time=None,
+            uid=meta.get("uid", ""),
+            owner_uid=owner_uid,
+            config_map=_config_volume(job),
+        )
 
     def condition(self, *types: str) -> JobCondition | None:
         """The first of these condition types that is True."""
@@ -126,6 +148,8 @@ class ObservedPod:
     index: int | None
     phase: str
     terminated: Terminated | None
+    job_uid: str = ""
+    """The uid of the Job that controls it: an old Job's pods carry the same labels."""
 
     @classmethod
     def from_body(cls, body: Any) -> ObservedPod:
@@ -153,11 +177,33 @@ class ObservedPod:
             index=index,
             phase=str(status.get("phase") or "Pending"),
             terminated=terminated,
+            job_uid=controller_uid(meta, "Job"),
         )
 
     @property
     def finished(self) -> bool:
         return self.phase in ("Succeeded", "Failed")
+
+
+def controller_uid(meta: Any, kind: str) -> str:
+    """The uid of the object's controller of this kind, "" if it has none.
+
+    Names and labels are reused: a search deleted and created again under the same
+    name, or a Job orphaned by `kubectl delete --cascade=orphan`, keeps them. The
+    controller's uid is what tells whose child an object is.
+    """
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind:
+            return str(ref.get("uid") or "")
+    return ""
+
+
+def _config_volume(job: Any) -> str:
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for volume in pod.get("volumes") or []:
+        if volume.get("name") == CONFIG_VOLUME:
+            return str((volume.get("configMap") or {}).get("name") or "")
+    return ""
 
 
 def _int(value: Any) -> int | None:

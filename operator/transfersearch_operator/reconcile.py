@@ -1,10 +1,11 @@
 """The two reconciliations: children for the current generation, and the status.
 
 `ensure_children` runs when a search's status has not observed its generation yet
-(creation, a spec change) or a running search's Job is unknown (restart): it creates the
-generation's ConfigMap and Job (a 409 means done already) and deletes the
+(creation, a spec change) or a running search's Job is unknown (restart): it checks
+the spec against the admission policy, creates the generation's ConfigMap and Job
+(a 409 means done already if the object there is this search's own) and deletes the
 children of older generations, which is the spec-change policy: *a spec change
-restarts the search* with a new Job (`<name>-g<generation>`); the old Job and
+restarts the search* with a new Job (`<name>-<uid>-g<generation>`); the old Job and
 its pods go, and the status starts over for the new generation.
 
 `sync_status` runs on every event of the search, its Jobs and its pods. It
@@ -26,12 +27,21 @@ from typing import Any
 
 import kopf
 
+from transfersearch_trainer.api.spec import TransferSearchSpec
+
 from . import children
-from .compute import InvalidSpecError, compute_status, previous_status, validate
+from .compute import (
+    InvalidSpecError,
+    Refusal,
+    compute_status,
+    owned_job,
+    previous_status,
+    validate,
+)
 from .config import OperatorConfig
-from .kube import ConflictError, Kube, RejectedError
+from .kube import ConflictError, ForbiddenError, Kube, RejectedError
 from .metrics import OperatorMetrics
-from .observed import ObservedJob, ObservedPod, ObservedSearch
+from .observed import ObservedJob, ObservedPod, ObservedSearch, controller_uid
 from .status import TERMINAL_PHASES
 
 Key = tuple[str, str]  # (namespace, search name)
@@ -53,11 +63,23 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class RefusedError(Exception):
+    """This generation gets no Job, for now or for good; the status says why."""
+
+    def __init__(self, refusal: Refusal, fault: bool = False) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+        # The operator's own setup is at fault (its RBAC): a reconcile error, which
+        # alerts on-call. Users' mistakes and waits are not.
+        self.fault = fault
+
+
 class Reconciler:
     """Shared by all handlers through kopf's memo.
 
     It keeps no state of its own beyond hints the cluster confirms or outdates:
-    a Job just created, a Job the server refused, a status write not seen yet.
+    a Job just created, a Job refused (by the server or the policy), a status write
+    not seen yet.
     """
 
     def __init__(
@@ -76,9 +98,10 @@ class Reconciler:
         self._retrying: set[Key] = set()
         self._retrying_children: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Jobs the API server refused, by search: (generation, its message). Kept in
-        # memory only: after a restart the next event of the search tries (and learns) again.
-        self._rejected: dict[Key, tuple[int, str]] = {}
+        # Why a search's generation has no Job, by search: (uid, generation, refusal).
+        # In memory only: a final refusal is recorded in the status (which keeps it),
+        # and after a restart a waiting one is tried, and learnt, again.
+        self._refusals: dict[Key, tuple[str, int, Refusal]] = {}
         # Jobs this operator created whose watch event may not have arrived yet.
         self._known_jobs: dict[Key, ObservedJob] = {}
         # The resourceVersion each search's last status write was based on: while the
@@ -101,8 +124,8 @@ class Reconciler:
         key = (search.namespace, search.name)
         known = self._known_jobs.get(key)
         return not (
-            any(j.generation == search.generation for j in idx.jobs.get(key, ()))
-            or (known is not None and known.generation == search.generation)
+            owned_job(search, idx.jobs.get(key, ())) is not None
+            or (known is not None and owned_job(search, [known]) is not None)
         )
 
     async def ensure_children(self, body: Any, idx: Indexes) -> None:
@@ -112,9 +135,20 @@ class Reconciler:
         self._no_creations.clear()
         try:
             with self.metrics.reconciling("children"):
-                await self._ensure_children(body, search, idx)
-        except (InvalidSpecError, RejectedError):
-            pass  # permanent: the status says why (Failed), and nothing is retried
+                try:
+                    await self._ensure_children(body, search, idx)
+                except InvalidSpecError:
+                    pass  # the status says why (Failed) from the same check; nothing to retry
+                except RefusedError as err:
+                    self._refusals[key] = (search.uid, search.generation, err.refusal)
+                    if err.fault:
+                        raise  # counted by metrics.reconciling
+                    log.info("%s/%s: %s", *key, err.refusal.message)
+                    if not err.refusal.final:
+                        self._retry_children_later(body, idx)
+        except RefusedError as err:
+            log.warning("%s/%s: %s", *key, err.refusal.message)
+            self._retry_children_later(body, idx)
         except Exception as err:  # counted by metrics.reconciling
             log.warning("%s/%s: could not create the children (%s); retrying soon", *key, err)
             self._retry_children_later(body, idx)
@@ -135,7 +169,11 @@ class Reconciler:
             await asyncio.sleep(self.config.retry_delay)
             self._retrying_children.discard(key)
             latest = next(iter(idx.searches.get(key, ())), None)
-            if latest is not None and latest.generation == search.generation:
+            if (
+                latest is not None
+                and latest.uid == search.uid  # not a new search of the same name
+                and latest.generation == search.generation
+            ):
                 await self.ensure_children(body, idx)
 
         task = asyncio.get_running_loop().create_task(retry())
@@ -150,28 +188,60 @@ class Reconciler:
         if prev and prev.observed_generation == gen and prev.phase in TERMINAL_PHASES:
             log.debug("%s/%s: generation %d finished (%s)", *key, gen, prev.phase)
             return
+        held = self._refusals.get(key)
+        if held is not None and held[:2] == (search.uid, gen) and held[2].final:
+            return  # an event from before the refusal's status write: refused already
         # Older generations go first, even when the new spec turns out invalid:
-        # what runs must be what the spec says, or nothing.
-        stale = [j for j in idx.jobs.get(key, ()) if j.generation not in (None, gen)]
+        # what runs must be what the spec says, or nothing. Only this search's own:
+        # an earlier search of the same name may have left Jobs with the same labels.
+        stale = [
+            j
+            for j in idx.jobs.get(key, ())
+            if j.owner_uid == search.uid and j.generation not in (None, gen)
+        ]
         for old in stale:  # a copy: the index changes while this awaits
             await self._delete_generation(body, search, old)
         spec = validate(search)  # InvalidSpecError: the status computes Failed from the same check
+        await self._admit(body, search, spec)
         if spec.s3 is None and self.config.default_s3 is not None:
             spec = spec.model_copy(update={"s3": self.config.default_s3})
         ref = children.SearchRef(search.name, search.namespace, search.uid, gen)
         config_map = children.config_map(ref, spec)
         job = children.job(ref, spec, spec.image or self.config.default_image)
+        name = job["metadata"]["name"]
         kopf.adopt([config_map, job], owner=body)
+        # After a name clash, the ConfigMap first: a Job made beside another owner's
+        # ConfigMap would start pods with that owner's job config.
+        careful = held is not None and held[:2] == (search.uid, gen)
         try:
-            # Together, the Job's request first: a pod waits for its ConfigMap.
-            created, _ = await asyncio.gather(self.kube.create(job), self.kube.create(config_map))
+            if careful:
+                map_created = await self.kube.create(config_map)
+                if not map_created and not await self._owned(search, config_map):
+                    raise RefusedError(self._name_taken([config_map]))
+                created = await self.kube.create(job)
+            else:  # together, the Job's request first: a pod waits for its ConfigMap
+                created, map_created = await asyncio.gather(
+                    self.kube.create(job), self.kube.create(config_map)
+                )
         except RejectedError as err:
-            self._rejected[key] = (gen, str(err))
-            log.warning("%s/%s: the API server refused the trial Job: %s", *key, err)
-            raise
+            message = f"the API server refused Job {name}: {err}"
+            raise RefusedError(Refusal("JobRejected", message)) from None
+        except ForbiddenError as err:
+            raise self._forbidden(f"create Job {name} and ConfigMap {name}", err) from None
+        # A 409 says an object of that name exists, not whose it is.
+        taken = [
+            obj
+            for obj, made in ((job, created), (config_map, map_created))
+            if not made and not await self._owned(search, obj)
+        ]
+        if taken:
+            if created:  # its pods must not start with another owner's ConfigMap
+                await self.kube.delete("Job", search.namespace, name)
+            raise RefusedError(self._name_taken(taken))
+        self._refusals.pop(key, None)
         # The Job exists now; until its watch event arrives, the status says so anyway:
         # one status write per new search instead of one before and one after.
-        self._known_jobs[key] = ObservedJob.placeholder(job["metadata"]["name"], gen)
+        self._known_jobs[key] = ObservedJob.placeholder(job, search.uid)
         if created:
             log.info(
                 "%s/%s: created Job %s: %d trial(s), %d at once",
@@ -181,11 +251,76 @@ class Reconciler:
                 spec.training.parallelism,
             )
 
+    async def _admit(self, body: Any, search: ObservedSearch, spec: TransferSearchSpec) -> None:
+        """Refused unless the admission policy allows what the spec asks for.
+
+        The credentials Secret is looked up (its metadata only) because the label
+        that opts it in is on the Secret, where only its owners can put it. A Secret
+        not there yet is waited for: manifests applied together arrive in any order.
+        """
+        policy = self.config.policy
+        problems = policy.problems(spec, self.config.default_image, self.config.default_s3)
+        missing = None
+        secret = spec.s3.credentials_secret if spec.s3 is not None else None
+        if secret:
+            try:
+                found = await self.kube.get("Secret", search.namespace, secret, metadata_only=True)
+            except ForbiddenError as err:
+                raise self._forbidden(f"read Secret {secret}'s labels", err) from None
+            labels = None if found is None else (found.get("metadata") or {}).get("labels") or {}
+            problem = policy.secret_problem(secret, labels)
+            if problem and found is None:
+                missing = problem
+            elif problem:
+                problems.append(problem)
+        if problems:
+            message = "the admission policy refuses this search: " + "; ".join(problems)
+            kopf.event(body, type="Warning", reason="PolicyDenied", message=message[:1024])
+            raise RefusedError(Refusal("PolicyDenied", message))
+        if missing:
+            raise RefusedError(Refusal("SecretNotFound", f"{missing}; {self._again()}"))
+
+    async def _owned(self, search: ObservedSearch, obj: dict[str, Any]) -> bool:
+        """Whether the object that already has this child's name is this search's own."""
+        meta = obj["metadata"]
+        found = await self.kube.get(obj["kind"], meta["namespace"], meta["name"])
+        if found is None:  # deleted since the 409: the next try creates it
+            raise RuntimeError(f"{obj['kind']} {meta['name']} was deleted while being created")
+        return controller_uid(found.get("metadata") or {}, "TransferSearch") == search.uid
+
+    def _name_taken(self, taken: list[dict[str, Any]]) -> Refusal:
+        what = " and ".join(f"{o['kind']} {o['metadata']['name']}" for o in taken)
+        commands = "; ".join(
+            f"kubectl delete {o['kind'].lower()} {o['metadata']['name']}" for o in taken
+        )
+        return Refusal(
+            "NameTaken",
+            f"{what} already exists and is not this search's (another owner, or none): it is "
+            f"not used; delete it ({commands}) or create the search under another name; "
+            f"{self._again()}",
+        )
+
+    def _forbidden(self, action: str, err: ForbiddenError) -> RefusedError:
+        """A 403: a quota is the namespace's business; anything else is the operator's RBAC."""
+        if "exceeded quota" in str(err):
+            message = f"a quota forbids it: {err}; {self._again()}"
+            return RefusedError(Refusal("QuotaExceeded", message))
+        message = (
+            f"the API server does not let the operator {action}: {err}; grant the operator's "
+            f"service account the rules in docs/operator.md (RBAC); {self._again()}"
+        )
+        return RefusedError(Refusal("Forbidden", message), fault=True)
+
+    def _again(self) -> str:
+        return f"trying again every {self.config.retry_delay:g} s"
+
     async def _delete_generation(self, body: Any, search: ObservedSearch, old: ObservedJob) -> None:
         assert old.generation is not None
         await self.kube.delete("Job", search.namespace, old.name)
         await self.kube.delete(
-            "ConfigMap", search.namespace, children.child_name(search.name, old.generation)
+            "ConfigMap",
+            search.namespace,
+            old.config_map or children.child_name(search.name, search.uid, old.generation),
         )
         message = (
             f"spec changed: generation {search.generation} restarts the search; "
@@ -233,11 +368,14 @@ class Reconciler:
             # view would repeat the write and lose on its resourceVersion (a 409).
             return True
         with self.metrics.reconciling("status"):
-            rejected = self._rejected.get(key)
+            held = self._refusals.get(key)
             jobs = list(idx.jobs.get(key, ()))
             known = self._known_jobs.get(key)
             if known is not None:
-                if any(j.generation == known.generation for j in jobs):
+                if any(
+                    j.owner_uid == known.owner_uid and j.generation == known.generation
+                    for j in jobs
+                ):
                     del self._known_jobs[key]  # the watch has caught up
                 else:
                     jobs.append(known)
@@ -246,7 +384,7 @@ class Reconciler:
                 jobs,
                 list(idx.pods.get(key, ())),
                 now=self._clock(),
-                rejected=rejected[1] if rejected and rejected[0] == search.generation else None,
+                refusal=held[2] if held and held[:2] == (search.uid, search.generation) else None,
             )
             wanted = status.to_patch_dict()
             patch = {k: v for k, v in wanted.items() if search.status.get(k) != v}
@@ -263,7 +401,9 @@ class Reconciler:
                     return True
                 if search.resource_version:
                     self._written_over[key] = search.resource_version
-                self.metrics.count_trials(previous_status(search), status)
+                before = previous_status(search)
+                self.metrics.count_trials(before, status)
+                self.metrics.count_rejected(before, status)
                 if "phase" in patch:
                     log.info("%s/%s: phase %s: %s", *key, status.phase, status.message)
             if not deferred:
@@ -296,8 +436,12 @@ class Reconciler:
         await self.kube.close()
 
     def forget(self, key: Key, uid: str) -> None:
-        """The search is gone: drop what is kept about it."""
-        self._rejected.pop(key, None)
-        self._known_jobs.pop(key, None)
+        """The search is gone: drop what is kept about it (not about a new one of its name)."""
+        held = self._refusals.get(key)
+        if held is not None and held[0] == uid:
+            del self._refusals[key]
+        known = self._known_jobs.get(key)
+        if known is not None and known.owner_uid == uid:
+            del self._known_jobs[key]
         self._written_over.pop(key, None)
         self.metrics.forget(uid)

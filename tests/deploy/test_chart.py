@@ -12,9 +12,11 @@ CRD, alert rules and dashboard are the single sources, unchanged.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from tests.fakes.kube_validation import KUBERNETES_VERSIONS, name_of, problems
 from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator import children
 from transfersearch_operator.config import DEFAULT_IMAGE
+from transfersearch_operator.policy import AdmissionPolicy
 from transfersearch_trainer.api.spec import load_manifest
 from transfersearch_trainer.api.version import __version__
 
@@ -52,6 +55,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "grafana-dashboard": {"grafanaDashboard": MONITORS["grafanaDashboard"]},
     "namespaced": {"watch": {"namespaces": ["team-a", "team-b"]}},
     "cluster": {"watch": {"scope": "cluster"}},
+    "no-network-policies": {"networkPolicy": {"enabled": False}},
+    "policy": {
+        "policy": {
+            "allowedImages": ["registry.example.com/ts/trainer:*"],
+            "allowedS3Endpoints": ["http://minio.storage:9000", "https://s3.example.com"],
+            "credentialsSecretLabel": {"key": "example.com/for-searches", "value": "yes"},
+            "allowedPriorityClasses": ["research-high", "research-low"],
+            "allowedTolerationKeys": [],
+        }
+    },
     "everything-namespaced": {
         **MONITORS,
         "watch": {"namespaces": ["team-a", "team-b"]},
@@ -85,6 +98,21 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                 "endpoint": "http://minio.storage:9000",
                 "credentialsSecret": "transfersearch-s3",
             },
+        },
+        "policy": {"allowedImages": ["*"], "allowedPriorityClasses": ["*"]},
+        "networkPolicy": {
+            "metricsFrom": [
+                {
+                    "namespaceSelector": {"matchLabels": {"team": "observability"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                }
+            ],
+            "apiServer": {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [443]},
+            "s3": {
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.1/32"]}}],
+                "ports": [443],
+            },
+            "trainerNamespaces": ["team-a", "team-c"],
         },
     },
 }
@@ -187,17 +215,21 @@ def test_feature_flags_add_exactly_their_objects(rendered: dict[str, list[dict[s
     def kinds(name: str) -> list[str]:
         return sorted(o["kind"] for o in rendered[name])
 
-    base = ["Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
+    policies = ["NetworkPolicy", "NetworkPolicy"]  # the operator's, the trainers'
+    base = sorted(["Deployment", "Role", "RoleBinding", "Service", "ServiceAccount", *policies])
     assert kinds("default") == base
+    assert kinds("no-network-policies") == [k for k in base if k != "NetworkPolicy"]
+    assert kinds("policy") == base
     assert kinds("service-monitor") == sorted([*base, "ServiceMonitor"])
     assert kinds("pod-monitor") == sorted([*base, "PodMonitor"])
     assert kinds("prometheus-rule") == sorted([*base, "PrometheusRule"])
     assert kinds("grafana-dashboard") == sorted([*base, "ConfigMap"])
-    assert kinds("namespaced") == sorted([*base, "Role", "RoleBinding"])
+    assert kinds("namespaced") == sorted([*base, "Role", "RoleBinding", "NetworkPolicy"])
     assert kinds("cluster") == [
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "NetworkPolicy",  # the operator's: trainers anywhere need networkPolicy.trainerNamespaces
         "Service",
         "ServiceAccount",
     ]
@@ -269,7 +301,10 @@ def test_rbac_grants_exactly_the_documented_needs(
     assert every_rule
     for rule in every_rule:
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"]
-        assert "secrets" not in rule["resources"]  # trial pods get Secrets by reference
+        if "secrets" in rule["resources"]:
+            # A Secret's labels say whether searches may use it; its data is never read
+            # (trial pods get it by reference), and no Secret is listed or watched.
+            assert (rule["resources"], rule["verbs"]) == (["secrets"], ["get"])
 
 
 # --- the operator Deployment --------------------------------------------------------------
@@ -384,6 +419,209 @@ def test_operator_command_line_accepts_the_rendered_args(
         )
 
 
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_operator_reads_the_admission_policy_the_values_say(
+    rendered: dict[str, list[dict[str, Any]]], name: str
+) -> None:
+    """The chart's env is parsed by the operator's own reader, so a renamed variable fails here."""
+    container = operator_container(rendered[name])
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    policy = AdmissionPolicy.from_env(env)
+    values = merged(VALUE_SETS[name])["policy"]
+    label = values["credentialsSecretLabel"]
+    assert policy == AdmissionPolicy(
+        images=tuple(values["allowedImages"]),
+        s3_endpoints=tuple(values["allowedS3Endpoints"]),
+        credentials_label=(label["key"], label["value"]),
+        priority_classes=tuple(values["allowedPriorityClasses"]),
+        toleration_keys=tuple(values["allowedTolerationKeys"]),
+    )
+    if name == "default":  # safe defaults: the operator's own, nothing beyond the chart's
+        assert policy == AdmissionPolicy()
+
+
+# --- NetworkPolicies: who reaches whom ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    labels: dict[str, str]
+    ip: str
+
+
+@dataclass(frozen=True)
+class Address:
+    """Outside the cluster's pods: the API server, S3, the internet."""
+
+    ip: str
+
+
+Endpoint = Pod | Address
+
+
+def connects(
+    objects: list[dict[str, Any]], src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP"
+) -> bool:
+    """Whether the NetworkPolicies let `src` open a connection to `dst`, by Kubernetes' rules.
+
+    A pod selected by no policy of a direction is open in that direction; a selected
+    pod admits what some rule of a selecting policy admits (peers and ports). Both
+    the source's egress and the destination's ingress must admit the connection.
+    """
+    policies = of_kind(objects, "NetworkPolicy")
+    out = not isinstance(src, Pod) or _admits(policies, src, "Egress", dst, port, protocol)
+    into = not isinstance(dst, Pod) or _admits(policies, dst, "Ingress", src, port, protocol)
+    return out and into
+
+
+def _admits(
+    policies: list[dict[str, Any]], pod: Pod, direction: str, peer: Endpoint, port: int, proto: str
+) -> bool:
+    selecting = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == pod.namespace
+        and matches(p["spec"]["podSelector"], pod.labels)
+        and direction in p["spec"]["policyTypes"]
+    ]
+    if not selecting:
+        return True
+    key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for policy in selecting:
+        for rule in policy["spec"].get(key) or []:
+            ports = rule.get("ports")
+            if ports and not any(
+                p.get("protocol", "TCP") == proto and p.get("port") == port for p in ports
+            ):
+                continue
+            sources = rule.get(peers)
+            if not sources or any(_peer(s, peer, policy) for s in sources):
+                return True
+    return False
+
+
+def _peer(spec: dict[str, Any], other: Endpoint, policy: dict[str, Any]) -> bool:
+    if "ipBlock" in spec:
+        ip = ipaddress.ip_address(other.ip)
+        block = spec["ipBlock"]
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(e) for e in block.get("except", [])
+        )
+    if not isinstance(other, Pod):
+        return False
+    if "namespaceSelector" in spec:
+        ns_labels = {"kubernetes.io/metadata.name": other.namespace}
+        if not matches(spec["namespaceSelector"], ns_labels):
+            return False
+    elif other.namespace != policy["metadata"]["namespace"]:
+        return False
+    return "podSelector" not in spec or matches(spec["podSelector"], other.labels)
+
+
+PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "10.1.0.5")
+NEIGHBOUR = Pod("team-a", {"app": "notebook"}, "10.1.0.6")
+DNS = Pod("kube-system", {"k8s-app": "kube-dns"}, "10.1.0.2")
+API_SERVER = Address("10.0.0.1")  # where the kubernetes Service sends its traffic
+S3 = Address("52.216.0.1")
+ELSEWHERE = Address("93.184.216.34")
+
+
+def operator_pod(objects: list[dict[str, Any]]) -> Pod:
+    labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    return Pod(NAMESPACE, labels, "10.1.0.10")
+
+
+def trainer_pod(namespace: str) -> Pod:
+    return Pod(namespace, trainer_pod_template()["metadata"]["labels"], "10.1.0.11")
+
+
+def test_network_policies_open_metrics_to_monitoring_only(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objects = rendered["default"]
+    operator, trainer = operator_pod(objects), trainer_pod(NAMESPACE)
+    assert connects(objects, PROMETHEUS, operator, 8000)
+    assert connects(objects, PROMETHEUS, trainer, 9090)
+    for intruder in (NEIGHBOUR, trainer, ELSEWHERE):
+        assert not connects(objects, intruder, operator, 8000), intruder
+    for intruder in (NEIGHBOUR, operator, ELSEWHERE):
+        assert not connects(objects, intruder, trainer, 9090), intruder
+    # kopf's /healthz is for the kubelet's probes alone: they come from the pod's own node,
+    # which NetworkPolicies always let through, so no rule opens the health port.
+    health = {p["name"]: p["containerPort"] for p in operator_container(objects)["ports"]}
+    assert not connects(objects, PROMETHEUS, operator, health["health"])
+    assert not connects(objects, NEIGHBOUR, operator, health["health"])
+    # Nothing else reaches a trial pod.
+    assert not connects(objects, PROMETHEUS, trainer, 8080)
+
+
+def test_network_policies_let_each_pod_reach_only_what_it_needs(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objects = rendered["default"]
+    operator, trainer = operator_pod(objects), trainer_pod(NAMESPACE)
+    for port in (443, 6443):
+        assert connects(objects, operator, API_SERVER, port)
+    assert connects(objects, operator, DNS, 53, "UDP")
+    assert not connects(objects, operator, ELSEWHERE, 80)
+    assert not connects(objects, operator, trainer, 9090)
+    assert connects(objects, trainer, S3, 443)
+    assert connects(objects, trainer, DNS, 53, "UDP")
+    assert connects(objects, trainer, DNS, 53, "TCP")
+    assert not connects(objects, trainer, API_SERVER, 6443)
+    assert not connects(objects, trainer, ELSEWHERE, 80)
+    assert not connects(objects, trainer, operator, 8000)
+    assert not connects(objects, trainer, trainer_pod(NAMESPACE), 9090)
+
+
+def test_network_policies_follow_the_configured_peers_and_endpoints(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objects = rendered["everything-cluster"]
+    operator = operator_pod(objects)
+    namespaces = sorted(
+        p["metadata"]["namespace"]
+        for p in of_kind(objects, "NetworkPolicy")
+        if p["metadata"]["name"] == f"{FULLNAME}-trainers"
+    )
+    assert namespaces == ["team-a", "team-c"]
+    trainer = trainer_pod("team-a")
+    # metricsFrom names Prometheus' pods in the namespaces labelled team=observability.
+    assert not connects(objects, PROMETHEUS, operator, 8000)
+    scraper = Pod("obs", {"app.kubernetes.io/name": "prometheus"}, "10.1.0.7")
+    policies = [copy.deepcopy(p) for p in objects]  # the namespace carries the label
+    for policy in of_kind(policies, "NetworkPolicy"):
+        for rule in policy["spec"]["ingress"]:
+            for peer in rule["from"]:
+                peer["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": "obs"}}
+    assert connects(policies, scraper, operator, 8000)
+    assert connects(policies, scraper, trainer, 9090)
+    assert not connects(policies, Pod("obs", {"app": "other"}, "10.1.0.8"), trainer, 9090)
+    # The API server on 443 is the operator's; trainers reach S3 on 443 but not it.
+    assert connects(objects, operator, API_SERVER, 443)
+    assert not connects(objects, operator, S3, 443)
+    assert connects(objects, trainer, S3, 443)
+    assert not connects(objects, trainer, API_SERVER, 443)
+    # trainer.s3.endpoint is on port 9000: trainers may go there.
+    assert connects(objects, trainer, Address("10.2.0.9"), 9000)
+    assert not connects(rendered["default"], trainer_pod(NAMESPACE), Address("10.2.0.9"), 9000)
+    policy_ports = {
+        r["port"]
+        for p in of_kind(rendered["policy"], "NetworkPolicy")
+        if p["metadata"]["name"] == f"{FULLNAME}-trainers"
+        for rule in p["spec"]["egress"]
+        for r in rule["ports"]
+        if r["protocol"] == "TCP" and r["port"] != 53
+    }
+    assert policy_ports == {443, 9000}  # policy.allowedS3Endpoints' ports too
+
+
+def test_network_policies_can_be_turned_off(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered["no-network-policies"]
+    assert connects(objects, NEIGHBOUR, operator_pod(objects), 8000)
+
+
 # --- monitoring: the monitors select what the operator really creates ------------------------
 
 
@@ -490,6 +728,8 @@ def test_notes_tell_where_to_start() -> None:
     _, notes = render(VALUE_SETS["namespaced"])
     assert "serves team-a, team-b" in notes
     assert "kubectl -n team-a apply -f examples/finetune.yaml" in notes
+    assert "label secret transfersearch-s3 transfersearch.io/credentials=true" in notes
+    assert "add it to policy.allowedS3Endpoints" in notes
     _, notes = render(VALUE_SETS["everything-cluster"])
     assert "serves every namespace" in notes
     assert "PodMonitor" in notes
@@ -585,6 +825,14 @@ BAD_VALUES = {
     "tag in repository": {"trainer": {"image": {"repository": "trainer:1.0"}}},
     "boolean as string": {"rbac": {"create": "yes"}},
     "env without a name": {"operator": {"extraEnv": [{"value": "x"}]}},
+    "image glob inside": {"policy": {"allowedImages": ["registry.example.com/*/trainer"]}},
+    "endpoint without scheme": {"policy": {"allowedS3Endpoints": ["minio.storage:9000"]}},
+    "two endpoints in one": {"policy": {"allowedS3Endpoints": ["http://a:1,http://b:2"]}},
+    "credentials label as a string": {"policy": {"credentialsSecretLabel": "a=b"}},
+    "bad priority class": {"policy": {"allowedPriorityClasses": ["High Priority"]}},
+    "policy typo": {"policy": {"allowedImage": []}},
+    "network policy port": {"networkPolicy": {"apiServer": {"to": [], "ports": [0]}}},
+    "network policy typo": {"networkPolicy": {"enable": False}},
 }
 
 
@@ -603,4 +851,13 @@ def test_values_file_names_every_feature_flag_off_by_default() -> None:
     for feature in MONITORS:
         assert values[feature]["enabled"] is False, feature
     assert values["watch"] == {"scope": "namespaces", "namespaces": []}
+    # Safe defaults: NetworkPolicies on, and a policy that allows nothing beyond the chart's.
+    assert values["networkPolicy"]["enabled"] is True
+    assert values["policy"] == {
+        "allowedImages": [],
+        "allowedS3Endpoints": [],
+        "credentialsSecretLabel": {"key": "transfersearch.io/credentials", "value": "true"},
+        "allowedPriorityClasses": [],
+        "allowedTolerationKeys": ["nvidia.com/gpu"],
+    }
     assert re.fullmatch(r"[a-z-]+", values["trainer"]["image"]["repository"])

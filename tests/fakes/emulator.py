@@ -9,7 +9,10 @@ operator's correctness depends on, so tests exercise the real code paths:
 - optimistic concurrency: a JSON-patch `test` op or a merge patch carrying a
   stale metadata.resourceVersion fails (422 / 409) instead of a 500;
 - the status subresource: writes to /status change only the status, writes
-  to the object ignore the status (for resources that have one).
+  to the object ignore the status (for resources that have one);
+- RBAC refusals: a request the test forbids is answered 403 with the server's
+  message and changes nothing (a kmock reaction would answer 403 and still store
+  the object, which no API server does).
 
 There is no Job controller, kubelet or garbage collector: `JobController`
 below plays the first two by writing pods and Job status through the API.
@@ -71,6 +74,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
     _write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     _in_flight: set[int] = attrs.field(factory=set, init=False)
+    forbidden: set[tuple[Any, str]] = attrs.field(factory=set, init=False)
+    """(kmock action, plural) that the operator's service account may not do."""
 
     def __iter__(self) -> Iterator[Any]:
         """The request log, as kmock's views read it; while serving, only the request served.
@@ -93,6 +98,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         self._in_flight.add(id(request))
         self._requests[:] = [r for r in self._requests if id(r) in self._in_flight]
         try:
+            if request.resource is not None:
+                self._authorize(request)
             if request.resource is None or request.action not in (
                 kmock.action.CREATE,
                 kmock.action.UPDATE,
@@ -107,6 +114,24 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 return await super()._handle(request)
         finally:
             self._in_flight.discard(id(request))
+
+    def _authorize(self, request: Any) -> None:
+        res = request.resource
+        if (request.action, res.plural) not in self.forbidden:
+            return
+        verb = {kmock.action.FETCH: "get"}.get(request.action, request.action.value.lower())
+        group = res.group or ""
+        what = f"{res.plural}.{group}" if group else res.plural
+        named = f' "{request.name}"' if request.name else ""
+        raise kmock.KubernetesError(
+            status=403,
+            reason="Forbidden",
+            message=(
+                f'{what}{named} is forbidden: User "system:serviceaccount:transfersearch-system:'
+                f'ts" cannot {verb} resource "{res.plural}" in API group "{group}" in the '
+                f'namespace "{request.namespace}"'
+            ),
+        )
 
     def _stamp_new(self, request: Any) -> None:
         meta = request.data.setdefault("metadata", {})
@@ -225,6 +250,17 @@ def manifest(name: str, **spec: Any) -> dict[str, Any]:
         "kind": KIND,
         "metadata": {"name": name, "namespace": NS},
         "spec": {"target": {"task": "jigsaw"}, "source": {"task": "class_scene"}, **spec},
+    }
+
+
+def credentials_secret(name: str, opted_in: bool = True) -> dict[str, Any]:
+    """An S3 credentials Secret; opted in: labelled for use by searches (the policy's default)."""
+    labels = {"transfersearch.io/credentials": "true"} if opted_in else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "data": {"AWS_ACCESS_KEY_ID": "a2V5", "AWS_SECRET_ACCESS_KEY": "c2VjcmV0"},
     }
 
 

@@ -30,7 +30,7 @@ def container(job: dict[str, Any]) -> dict[str, Any]:
 def test_gpu_job_spec() -> None:
     spec = example_spec("gpu.yaml")
     job = children.job(REF, spec, image="registry.example/trainer:1")
-    assert job["metadata"]["name"] == "segmentsemantic-gpu-g3"
+    assert job["metadata"]["name"] == child_name("segmentsemantic-gpu", "u-1", 3)
     js = job["spec"]
     assert js["completionMode"] == "Indexed"
     assert (js["completions"], js["parallelism"], js["backoffLimit"]) == (4, 2, 3)
@@ -80,7 +80,7 @@ def test_gpu_job_spec() -> None:
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     assert mounts["/etc/transfersearch"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["config"]["configMap"]["name"] == "segmentsemantic-gpu-g3"
+    assert volumes["config"]["configMap"]["name"] == job["metadata"]["name"]
     for writable in ("/tmp", "/var/cache/transfersearch"):
         assert "emptyDir" in volumes[mounts[writable]["name"]]
     env = {e["name"]: e for e in c["env"]}
@@ -130,7 +130,7 @@ def test_s3_credentials_only_by_secret_reference() -> None:
 def test_config_map_holds_the_job_config() -> None:
     spec = example_spec("finetune.yaml")
     config_map = children.config_map(REF, spec)
-    assert config_map["metadata"]["name"] == "segmentsemantic-gpu-g3"
+    assert config_map["metadata"]["name"] == child_name("segmentsemantic-gpu", "u-1", 3)
     config = JobConfig.model_validate_json(config_map["data"]["job.json"])
     assert config.spec == spec
     assert (config.search, config.namespace, config.uid) == (
@@ -138,21 +138,25 @@ def test_config_map_holds_the_job_config() -> None:
         "research",
         "u-1",
     )
-    assert config.output == "s3://transfersearch/team-nas/runs/research/segmentsemantic-gpu/g3"
+    assert config.output == "s3://transfersearch/team-nas/runs/research/segmentsemantic-gpu/u-1/g3"
     local = children.job_config(REF, example_spec("scratch.yaml"))
-    assert local.output == "/var/cache/transfersearch/runs/research/segmentsemantic-gpu/g3"
+    assert local.output == "/var/cache/transfersearch/runs/research/segmentsemantic-gpu/u-1/g3"
 
 
 def test_child_names_are_deterministic_bounded_and_distinct() -> None:
-    assert child_name("a", 1) == "a-g1"
+    uid = "3f2a1c9e-0000-4000-8000-000000000000"
+    assert child_name("a", uid, 1) == "a-3f2a1-g1"
+    # Created again under its name, a search gets another uid, and other children.
+    assert child_name("a", "77ab0c9e-0000-4000-8000-000000000000", 1) == "a-77ab0-g1"
     long_a = "x" * 60 + "a"
     long_b = "x" * 60 + "b"
     for generation in (1, 12345):
-        a = child_name(long_a, generation)
-        assert a == child_name(long_a, generation)
+        a = child_name(long_a, uid, generation)
+        assert a == child_name(long_a, uid, generation)
         assert len(a) <= 52
-        assert a.endswith(f"-g{generation}")
-        assert a != child_name(long_b, generation)
+        assert a.endswith(f"-3f2a1-g{generation}")
+        assert a != child_name(long_b, uid, generation)
+        assert a != child_name(long_a, "0" + uid[1:], generation)
 
 
 def test_source_words_for_the_printer_column() -> None:

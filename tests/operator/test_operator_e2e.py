@@ -129,8 +129,7 @@ def test_a_search_succeeds_and_its_children_go_with_it(namespace: str, operator:
     table = kubectl("get", "ts", "-n", namespace).stdout
     for column in ("PHASE", "TARGET", "SOURCE", "BEST", "GPU-SECONDS", "AGE"):
         assert column in table
+    job = str(status["jobName"])
     kubectl("delete", "ts", name, "-n", namespace, "--wait=true", "--timeout=60s")
-    kubectl(
-        "wait", "--for=delete", f"job/{name}-g1", "-n", namespace, "--timeout=120s", check=False
-    )
-    assert kubectl("get", "job", f"{name}-g1", "-n", namespace, check=False).returncode != 0
+    kubectl("wait", "--for=delete", f"job/{job}", "-n", namespace, "--timeout=120s", check=False)
+    assert kubectl("get", "job", job, "-n", namespace, check=False).returncode != 0

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client
 
 from tests.conftest import free_port
-from transfersearch_operator.kube import Kube, RejectedError, config_for
+from transfersearch_operator.kube import ForbiddenError, Kube, RejectedError, config_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -74,6 +74,8 @@ class ApiServer:
     def __init__(self) -> None:
         self.auth: list[str | None] = []
         self.status = 201
+        self.accept: list[str | None] = []
+        self.secrets: dict[str, dict[str, Any]] = {}
 
     async def create(self, request: web.Request) -> web.Response:
         self.auth.append(request.headers.get("Authorization"))
@@ -82,6 +84,20 @@ class ApiServer:
             return web.json_response(body, status=201)
         status = {"kind": "Status", "message": "spec.template: Invalid value"}
         return web.json_response(status, status=self.status)
+
+    async def get_secret(self, request: web.Request) -> web.Response:
+        """As a server answers `as=PartialObjectMetadata`: the metadata, never the data."""
+        self.accept.append(request.headers.get("Accept"))
+        if self.status == 403:
+            message = 'secrets "s3" is forbidden: User "system:serviceaccount:ts:op" cannot get'
+            return web.json_response({"kind": "Status", "message": message}, status=403)
+        secret = self.secrets.get(request.match_info["name"])
+        if secret is None:
+            return web.json_response({"kind": "Status", "reason": "NotFound"}, status=404)
+        if "as=PartialObjectMetadata" in (request.headers.get("Accept") or ""):
+            meta = {"kind": "PartialObjectMetadata", "metadata": secret["metadata"]}
+        return web.json_response(meta)
+        return web.json_response(secret)
 
 
 @pytest_asyncio.fixture
@@ -92,6 +108,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Any]:
         api = ApiServer()
         app = web.Application()
         app.router.add_post("/api/v1/namespaces/{ns}/configmaps", api.create)
+        app.router.add_get("/api/v1/namespaces/{ns}/secrets/{name}", api.get_secret)
         runner = web.AppRunner(app)
         await runner.setup()
         runners.append(runner)
@@ -165,3 +182,39 @@ async def test_tls_with_the_clusters_ca_and_not_without(serve: Any, tmp_path: Pa
     finally:
         await kube.close()
     assert len(api.auth) == 1  # the untrusted server never saw the request
+
+
+async def test_a_secret_is_read_as_metadata_only(serve: Any) -> None:
+    """The admission policy needs a Secret's labels; its keys are never asked for."""
+    api, url = await serve()
+    labels = {"transfersearch.io/credentials": "true"}
+    api.secrets["s3"] = {
+        "kind": "Secret",
+        "metadata": {"name": "s3", "namespace": "ns", "labels": labels},
+        "data": {"AWS_SECRET_ACCESS_KEY": "c2VjcmV0"},
+    }
+    kube = Kube(config_for(url))
+    try:
+        found = await kube.get("Secret", "ns", "s3", metadata_only=True)
+        assert await kube.get("Secret", "ns", "missing", metadata_only=True) is None
+        api.status = 403
+        with pytest.raises(ForbiddenError, match="cannot get"):
+            await kube.get("Secret", "ns", "s3", metadata_only=True)
+    finally:
+        await kube.close()
+    assert found == {"kind": "PartialObjectMetadata", "metadata": api.secrets["s3"]["metadata"]}
+    assert all(
+        a is not None and a.startswith("application/json;as=PartialObjectMetadata;")
+        for a in api.accept
+    )
+
+
+async def test_a_forbidden_creation_is_its_own_error(serve: Any) -> None:
+    api, url = await serve()
+    api.status = 403
+    kube = Kube(config_for(url))
+    try:
+        with pytest.raises(ForbiddenError):
+            await kube.create(CONFIG_MAP)
+    finally:
+        await kube.close()

@@ -32,6 +32,7 @@ from tests.fakes import apiserver
 from tests.fakes.emulator import CONFIGMAPS, JOBS, NS, SEARCHES, Api, manifest, url, wait_for
 from tests.fakes.kubelet import Kubelet, executable_path
 from tests.paths import ROOT as REPO_ROOT
+from transfersearch_operator.children import SEARCH_LABEL, child_name
 from transfersearch_trainer.api.jobconfig import load_job_config
 from transfersearch_trainer.api.spec import load_manifest
 
@@ -138,12 +139,13 @@ async def test_kubectl_apply_runs_the_jobs_container_command(
         watching.cancel()
         await kubelet.stop()
 
-    job = await api.get(JOBS, NS, f"{name}-g1")
-    config_map = await api.get(CONFIGMAPS, NS, f"{name}-g1")
     search = await api.get(SEARCHES, NS, name)
+    assert search is not None
+    child = child_name(name, search["metadata"]["uid"], 1)
+    job = await api.get(JOBS, NS, child)
+    config_map = await api.get(CONFIGMAPS, NS, child)
     assert job is not None
     assert config_map is not None
-    assert search is not None
     for child in (job, config_map):
         assert child["metadata"]["ownerReferences"][0]["uid"] == search["metadata"]["uid"]
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
@@ -247,8 +249,9 @@ async def test_hundred_searches_at_once(
     machine (here the emulated API server shares the CPUs with the operator).
     """
     names = [f"s{i:03d}" for i in range(SEARCH_COUNT)]
-    seen: dict[str, float] = {}
-    watching = asyncio.create_task(_watch_jobs(api, seen))
+    seen: dict[str, float] = {}  # by search
+    jobs: dict[str, str] = {}  # search -> its Job
+    watching = asyncio.create_task(_watch_jobs(api, seen, jobs))
     await asyncio.sleep(0.3)  # the watch is open
     sent: dict[str, float] = {}
 
@@ -269,15 +272,16 @@ async def test_hundred_searches_at_once(
         total = time.perf_counter() - start
         for name in (f"alone{i}" for i in range(5)):  # for comparison: one at a time
             await create(name)
-            await wait_for(name, lambda n=name: f"{n}-g1" in seen, interval=0.002)  # type: ignore[misc]
+            await wait_for(name, lambda n=name: n in seen, interval=0.002)  # type: ignore[misc]
     finally:
         watching.cancel()
-    alone = statistics.median(seen[f"alone{i}-g1"] - sent[f"alone{i}"] for i in range(5))
+    alone = statistics.median(seen[f"alone{i}"] - sent[f"alone{i}"] for i in range(5))
     for i in range(5):
-        del seen[f"alone{i}-g1"]
-    assert sorted(seen) == [f"{n}-g1" for n in names]
-    assert {s["jobName"] for s in statuses} == set(seen)
-    latencies = sorted(seen[f"{n}-g1"] - sent[n] for n in names)
+        del seen[f"alone{i}"]
+        del jobs[f"alone{i}"]
+    assert sorted(seen) == names
+    assert {s["jobName"] for s in statuses} == set(jobs.values())
+    latencies = sorted(seen[n] - sent[n] for n in names)
     p50, p95 = statistics.median(latencies), latencies[int(0.95 * SEARCH_COUNT) - 1]
     with capsys.disabled():
         print(
@@ -311,14 +315,17 @@ def _cpu_seconds() -> dict[str, float]:
     return out
 
 
-async def _watch_jobs(api: Api, seen: dict[str, float]) -> None:
-    """Note when each Job's first watch event arrives."""
+async def _watch_jobs(api: Api, seen: dict[str, float], jobs: dict[str, str]) -> None:
+    """Note when each search's Job's first watch event arrives, and its name."""
     timeout = aiohttp.ClientTimeout(total=None)
     async with api.session.get(url(JOBS, NS), params={"watch": "true"}, timeout=timeout) as r:
         async for line in r.content:
             if line.strip():
                 event = json.loads(line)
-                seen.setdefault(event["object"]["metadata"]["name"], time.perf_counter())
+                meta = event["object"]["metadata"]
+                search = meta["labels"][SEARCH_LABEL]
+                seen.setdefault(search, time.perf_counter())
+                jobs.setdefault(search, meta["name"])
 
 
 async def _all_created(api: Api, count: int) -> list[dict[str, Any]] | None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from transfersearch_operator.compute import compute_status, parse_summary
+from transfersearch_operator.children import child_name
+from transfersearch_operator.compute import Refusal, compute_status, parse_summary
 from transfersearch_operator.metrics import OperatorMetrics
 from transfersearch_operator.observed import (
     JobCondition,
@@ -46,7 +47,19 @@ def job(
     conditions = ()
     if condition:
         conditions = (JobCondition(condition[0], "True", condition[1], "from the Job", T1),)
-    return ObservedJob("s-g1", generation, active, succeeded, failed, conditions, T0, None)
+    return ObservedJob(
+        f"s-u-g{generation}",
+        generation,
+        active,
+        succeeded,
+        failed,
+        conditions,
+        T0,
+        None,
+        uid=f"job-{generation}",
+        owner_uid="u",
+        config_map=f"s-u-g{generation}",
+    )
 
 
 def pod(
@@ -58,7 +71,9 @@ def pod(
     finished: str = T1,
 ) -> ObservedPod:
     term = Terminated(exit_code, "Error" if exit_code else "Completed", message, T0, finished)
-    return ObservedPod(f"s-g1-{index}", generation, index, phase, term)
+    return ObservedPod(
+        f"s-u-g{generation}-{index}", generation, index, phase, term, job_uid=f"job-{generation}"
+    )
 
 
 def summary(index: int, metric: float, **fields: Any) -> str:
@@ -198,10 +213,54 @@ def test_invalid_spec_fails_naming_the_field() -> None:
 
 
 def test_rejected_job_fails_the_generation() -> None:
-    status = compute_status(search(), [], [], now=T1, rejected="quantity is invalid")
+    refusal = Refusal("JobRejected", "the API server refused Job s-0-g1: quantity is invalid")
+    status = compute_status(search(), [], [], now=T1, refusal=refusal)
     assert status.phase == "Failed"
     assert "quantity is invalid" in (status.message or "")
     assert compute_status(search(), [], [], now=T1).phase == "Pending"
+
+
+def test_only_the_searchs_own_job_and_that_jobs_pods_count() -> None:
+    """Labels name a search, and an earlier search of the same name had them too."""
+    theirs = ObservedJob("s-9-g1", 1, 0, 2, 0, (), T0, None, uid="old", owner_uid="old-uid")
+    ours = job(active=1)
+    pods = [
+        ObservedPod("old-0", 1, 0, "Succeeded", Terminated(0, "", summary(0, 99.0), T0, T1), "old"),
+        ObservedPod("orphan-0", 1, 0, "Succeeded", Terminated(0, "", summary(0, 98.0), T0, T1)),
+        pod(0, "Running"),
+    ]
+    status = compute_status(search(), [theirs, ours], pods, now=T1)
+    assert (status.phase, status.job_name, status.results) == ("Running", ours.name, [])
+    assert status.trials.model_dump() == {"total": 1, "active": 1, "succeeded": 0, "failed": 0}
+    alone = compute_status(search(), [theirs], pods, now=T1)
+    assert (alone.phase, alone.job_name) == ("Pending", child_name("s", "u", 1))
+    assert alone.results == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "phase"),
+    [("NameTaken", "Pending"), ("Forbidden", "Pending"), ("PolicyDenied", "Failed")],
+)
+def test_a_refusal_is_in_the_created_condition(reason: str, phase: str) -> None:
+    status = compute_status(search(), [], [], now=T1, refusal=Refusal(reason, "because"))
+    created = next(c for c in status.conditions if c.type == "Created")
+    assert (status.phase, created.status, created.reason, status.message) == (
+        phase,
+        "False",
+        reason,
+        "because",
+    )
+
+
+def test_a_final_refusal_outlives_the_operators_memory() -> None:
+    """After a restart the refusal is known only from the status it wrote."""
+    refused = compute_status(search(), [], [], now=T0, refusal=Refusal("PolicyDenied", "no"))
+    again = compute_status(search(status=refused.to_patch_dict()), [], [], now=T1)
+    assert again == refused
+    waiting = compute_status(search(), [], [], now=T0, refusal=Refusal("Forbidden", "403"))
+    assert compute_status(search(status=waiting.to_patch_dict()), [], [], now=T1).message == (
+        f"creating Job {child_name('s', 'u', 1)} for 1 trial(s)"
+    )
 
 
 def test_transition_times_change_only_with_the_condition_status() -> None:
@@ -231,7 +290,8 @@ def test_new_generation_starts_over() -> None:
         [pod(0, "Succeeded", summary(0, 45.0))],
         now=T1,
     )
-    assert (new.phase, new.observed_generation, new.job_name) == ("Pending", 2, "s-g2")
+    assert (new.phase, new.observed_generation) == ("Pending", 2)
+    assert new.job_name == child_name("s", "u", 2)
     assert new.results == []
     assert new.best_metric is None
     patch = new.to_patch_dict()

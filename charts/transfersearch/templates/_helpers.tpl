@@ -70,6 +70,44 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
+{{/* The namespaces whose trainer pods get a NetworkPolicy, as a JSON list. */}}
+{{- define "transfersearch.trainerNamespaces" -}}
+{{- if include "transfersearch.clusterScope" . }}
+{{- .Values.networkPolicy.trainerNamespaces | uniq | toJson }}
+{{- else }}
+{{- include "transfersearch.watchNamespaces" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The trainers' S3 ports, as a JSON list: networkPolicy.s3.ports and the port of every
+endpoint a search may use (trainer.s3.endpoint, policy.allowedS3Endpoints).
+*/}}
+{{- define "transfersearch.s3Ports" -}}
+{{- $ports := list }}
+{{- range .Values.networkPolicy.s3.ports }}
+{{- $ports = append $ports (int .) }}
+{{- end }}
+{{- $endpoints := .Values.policy.allowedS3Endpoints }}
+{{- with .Values.trainer.s3.endpoint }}
+{{- $endpoints = append $endpoints . }}
+{{- end }}
+{{- range $endpoints }}
+{{- if ne . "*" }}
+{{- $url := urlParse . }}
+{{- $hostPort := splitList ":" (get $url "host") }}
+{{- if eq (len $hostPort) 2 }}
+{{- $ports = append $ports (atoi (last $hostPort)) }}
+{{- else if eq (get $url "scheme") "http" }}
+{{- $ports = append $ports 80 }}
+{{- else }}
+{{- $ports = append $ports 443 }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $ports | uniq | toJson }}
+{{- end }}
+
 {{- define "transfersearch.clusterScope" -}}
 {{- if eq .Values.watch.scope "cluster" }}true{{ end }}
 {{- end }}
@@ -90,10 +128,13 @@ docs/operator.md. A test renders these rules and compares them with that table.
   verbs: ["update"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch", "create", "delete"]
+  verbs: ["list", "watch", "get", "create", "delete"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["create", "delete"]
+  verbs: ["get", "create", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
