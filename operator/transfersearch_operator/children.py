@@ -14,14 +14,11 @@ after `kubectl delete --cascade=orphan`) under the name of its own.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils import parse_quantity
-
 from transfersearch_trainer.api.jobconfig import TERMINATION_LOG, JobConfig
+from transfersearch_trainer.api.resources import cpu_threads
 from transfersearch_trainer.api.spec import TransferSearchSpec
 
 SEARCH_LABEL = "transfersearch.io/search"
@@ -257,15 +254,6 @@ def env(spec: TransferSearchSpec) -> list[dict[str, Any]]:
             ref = {"name": spec.s3.credentials_secret, "key": key, "optional": optional}
             out.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
     return out
-
-
-def cpu_threads(quantity: str) -> int:
-    """Whole CPUs in a Kubernetes CPU quantity ("500m" -> 1, "2" -> 2, "2500m" -> 2), at least 1."""
-    cores: Decimal = parse_quantity(quantity)  # type: ignore[no-untyped-call]
-    return max(1, min(MAX_THREADS, math.floor(cores)))
-
-
-MAX_THREADS = 1024  # a "2k" CPU request is a typo, not a reason for 2,000 threads
 
 
 def source_description(spec: TransferSearchSpec) -> str:

@@ -119,3 +119,34 @@ def test_missing_data_location_says_how_to_fix() -> None:
     assert out.returncode == 2
     assert "TRANSFERSEARCH_DATA" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (("benchmark", "info", "--data", "no[/such]dir"), "no[/such]dir"),
+        (("benchmark", "info", "--data", "[bold]x[/bold]"), "[bold]x[/bold]"),
+        (("baseline", "--task", "[red]BOOM[/red]", "--budget", "5"), "[red]BOOM[/red]"),
+    ],
+)
+def test_user_text_is_printed_as_written_never_as_markup(
+    args: tuple[str, ...], shown: str, data_dir: Path
+) -> None:
+    out = run(*args, data=data_dir)
+    assert out.returncode == 2, out.stderr
+    assert shown in out.stderr  # brackets kept: nothing eaten as a style
+    assert "Traceback" not in out.stderr
+    assert "MarkupError" not in out.stderr
+
+
+def test_a_manifest_with_markup_in_a_field_is_refused_plainly(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "apiVersion: transfersearch.io/v1alpha1\nkind: TransferSearch\n"
+        "metadata: {name: m}\n"
+        'spec: {target: {task: "[/x]"}, transfer: {mode: scratch}}\n'
+    )
+    out = run("run", str(manifest), "--out", str(tmp_path / "out"))
+    assert out.returncode == 2
+    assert "[/x]" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.cli import agents, data, perf, runs, studies
+from transfersearch_trainer.cli import agents, data, perf, runs, search, studies
 from transfersearch_trainer.cli.common import err_console
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.add_typer(agents.agents_app, name="agents")
 data.register(app)
 agents.register(app)
 runs.register(app)
+search.register(app)
 studies.register(app, bench_app)
 perf.register(bench_app)
 

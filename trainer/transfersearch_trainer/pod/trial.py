@@ -47,7 +47,7 @@ from transfersearch_trainer.workflow.target import (
     train_target,
     training_cost,
 )
-from transfersearch_trainer.workflow.workspace import Tick, Workspace
+from transfersearch_trainer.workflow.workspace import Tick, Workspace, use_threads
 
 log = logging.getLogger("transfersearch.trial")
 
@@ -155,6 +155,7 @@ class Trial:
             return done
         spec = self.spec
         started = time.perf_counter()
+        threads = use_threads(spec)
         hp = Hyperparameters().with_overrides(self.config.hyperparameters, "hyperparameters.")
         bench = load_benchmark(spec.benchmark.data, spec.benchmark.space)
         ws = Workspace(bench, pick_device(), hp, self.reporter)
@@ -191,6 +192,7 @@ class Trial:
             "seed": self.seed,
             **search_report(spec, bench, source, results, ws.device),
             "checkpoints": self._checkpoint_report(checkpointer),
+            "torch_threads": threads,
         }
         mine = next(r for r in results if r.method == mode)
         return self._publish(agent, mine, report, started)

@@ -36,7 +36,12 @@ from transfersearch_trainer.workflow.target import (
     export_untrained,
     train_target,
 )
-from transfersearch_trainer.workflow.workspace import QuietReporter, Reporter, Workspace
+from transfersearch_trainer.workflow.workspace import (
+    QuietReporter,
+    Reporter,
+    Workspace,
+    use_threads,
+)
 
 
 @dataclass
@@ -79,6 +84,7 @@ def run_manifest(
 ) -> dict[str, Any]:
     spec = manifest.spec
     started = time.perf_counter()
+    threads = use_threads(spec)
     bench = load_benchmark(opts.data or spec.benchmark.data, spec.benchmark.space)
     ws = Workspace(
         bench, pick_device(opts.device), opts.hp or Hyperparameters(), reporter or QuietReporter()
@@ -144,6 +150,7 @@ def run_manifest(
             }
             for name, a in agents.items()
         },
+        "torch_threads": threads,
         "wall_seconds": time.perf_counter() - started,
     }
     _write_report(report, results, curves, opts.out, source)

@@ -15,6 +15,8 @@ from typing import Protocol
 import torch
 
 from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.api.resources import cpu_threads
+from transfersearch_trainer.api.spec import TransferSearchSpec
 from transfersearch_trainer.benchmark.table import Benchmark
 
 Tick = Callable[[int, dict[str, float]], None]
@@ -43,3 +45,15 @@ class Workspace:
     device: torch.device
     hp: Hyperparameters
     reporter: Reporter
+
+
+def use_threads(spec: TransferSearchSpec) -> int:
+    """Compute with the whole CPUs of spec.resources.cpu, as the operator's pods do.
+
+    Float sums depend on how work is split between threads, and a trained agent on every
+    bit of its updates: with the thread count taken from the manifest instead of the
+    machine, the same manifest and seed give the same agents and results everywhere.
+    """
+    threads = cpu_threads(spec.resources.cpu)
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,90 @@
+"""`transfersearch search`: one search on a target with a budget of paid evaluations."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from transfersearch_trainer.api.tasks import check_task
+from transfersearch_trainer.cli.common import (
+    DataOpt,
+    DeviceOpt,
+    JsonOpt,
+    Space,
+    SpaceOpt,
+    console,
+    task_benchmark,
+)
+from transfersearch_trainer.search.stats import fmt
+
+
+class SearchMode(StrEnum):
+    zero_shot = "zero-shot"
+    online = "online"
+    scratch = "scratch"
+
+
+def search(
+    task: Annotated[str, typer.Option("--task", help="Target task (a benchmark task).")],
+    budget: Annotated[
+        int, typer.Option("--budget", help="Distinct target evaluations, in total.")
+    ] = 50,
+    space: SpaceOpt = Space.micro,
+    agent: Annotated[
+        str | None,
+        typer.Option("--agent", help="Agent: folder or s3:// URI (scratch: optional)."),
+    ] = None,
+    digest: Annotated[
+        str | None, typer.Option("--digest", help="Expected weights digest (sha256:<hex>).")
+    ] = None,
+    mode: Annotated[
+        SearchMode,
+        typer.Option(
+            "--mode",
+            help="zero-shot (fixed weights), online (learns from the "
+            "search's own evaluations) or scratch (untrained, learns online).",
+        ),
+    ] = SearchMode.online,
+    parallel: Annotated[
+        int, typer.Option("--parallel", help="Architectures proposed (trained) at once.")
+    ] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search a target: every evaluation paid from the budget, the best of them kept."""
+    check_task(task, "--task")
+    # lazy: these import torch, which the light commands must not load
+    from transfersearch_trainer.workflow.search import SearchRequest, run_search
+
+    bench = task_benchmark(task, space, data)
+    request = SearchRequest(task, budget, mode.value, seed, parallel, agent, digest, device)
+    report = run_search(bench, request)
+    if json_out:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"{task} ({space.value}): {mode.value} search, budget {budget}")
+    for col in ("evaluations", "best found", "architecture", "rank", "regret", "seconds"):
+        table.add_column(col, justify="left" if col == "architecture" else "right")
+    table.add_row(
+        str(report["evaluations"]),
+        fmt(report["best_metric"]),
+        report["best_arch"],
+        str(report["rank"]),
+        fmt(report["regret"]),
+        f"{report['device_seconds']:.1f}",
+    )
+    console.print(table)
+    console.print(
+        f"task optimum {fmt(report['optimum'])}; {report['updates']} online updates on "
+        f"{report['device']}; the rank and regret come from the table after the search"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)

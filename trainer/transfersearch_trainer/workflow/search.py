@@ -1,0 +1,129 @@
+"""`transfersearch search`: one honest search on a target, what a user pays for.
+
+The budget is the number of distinct target architectures evaluated, in total: the
+agent (zero-shot, learning online, or from scratch) proposes, the evaluator answers,
+nothing else touches the target. On a benchmark task the evaluator is a table lookup,
+and after the search (for reporting only, never fed back) the result is placed in the
+table: regret to the optimum, the rank of the best found (1 = optimum; ties share the
+better rank) and whether it hit the optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from transfersearch_trainer.agent.artifact import Agent, load_agent
+from transfersearch_trainer.agent.hyperparameters import Hyperparameters
+from transfersearch_trainer.agent.learner import pick_device
+from transfersearch_trainer.agent.online import OnlineSettings, SearchResult, search_target
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.store.agents import fetch_agent
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search: where, how much, with which agent and how it may learn."""
+
+    task: str
+    budget: int
+    mode: str  # zero-shot, online, scratch
+    seed: int = 0
+    parallel: int = 1
+    agent: str | None = None  # folder or s3:// agent URI; none: a fresh agent (scratch)
+    digest: str | None = None
+    device: str | None = None
+
+
+def search_agent(bench: Benchmark, request: SearchRequest) -> Agent:
+    """The agent that searches: the given one, or an untrained one for `scratch`."""
+    if request.agent is None:
+        if request.mode != "scratch":
+            raise TransferSearchError(
+                f"--agent: mode {request.mode} needs an agent (a folder or s3:// URI); "
+                "only scratch starts from an untrained one"
+            )
+        return Agent.new(bench.space, Hyperparameters(), request.seed)
+    agent = load_agent(fetch_agent(request.agent, request.digest), bench.space.name, request.digest)
+    if request.mode == "scratch":  # the honest reference: same network shape, no weights
+        return Agent.new(bench.space, agent.hp, request.seed)
+    return agent
+
+
+def table_rank(values: npt.NDArray[np.float64], best: float) -> int:
+    """1 + the number of architectures strictly better than `best` (ties share the rank)."""
+    return 1 + int((values > best).sum())
+
+
+def run_search(bench: Benchmark, request: SearchRequest) -> dict[str, Any]:
+    """Run the search on the benchmark task `request.task` and report it as one object."""
+    if not 1 <= request.budget <= bench.space.size:
+        raise TransferSearchError(f"--budget: must be between 1 and {bench.space.size}")
+    if not 1 <= request.parallel <= request.budget:
+        raise TransferSearchError("--parallel: must be between 1 and the budget")
+    agent = search_agent(bench, request)
+    device = pick_device(request.device)
+    table = bench.metric(request.task)
+
+    def evaluate(archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        looked_up: npt.NDArray[np.float64] = table[archs]
+        return looked_up
+
+    settings = OnlineSettings()
+    result = search_target(
+        agent.net,
+        agent.hp,
+        bench.space,
+        evaluate,
+        request.budget,
+        request.mode,
+        request.seed,
+        device,
+        parallel=request.parallel,
+        settings=settings,
+    )
+    return _report(bench, request, agent, result, settings, str(device))
+
+
+def _report(
+    bench: Benchmark,
+    request: SearchRequest,
+    agent: Agent,
+    result: SearchResult,
+    settings: OnlineSettings,
+    device: str,
+) -> dict[str, Any]:
+    stats = bench.stats(request.task)
+    traj = result.trajectory
+    best = result.best_metric
+    return {
+        "task": request.task,
+        "space": bench.space.name,
+        "mode": request.mode,
+        "budget": request.budget,
+        "parallel": request.parallel,
+        "seed": request.seed,
+        "evaluations": len(set(traj.arch)),
+        "agent": None
+        if request.mode == "scratch"
+        else {"uri": request.agent, "digest": agent.digest, "task": agent.task},
+        "best_arch": bench.space.arch_str(result.best_index),
+        "best_metric": best,
+        "regret": stats.optimum - best,
+        "rank": table_rank(bench.metric(request.task), best),
+        "hit": bool(best >= stats.optimum),
+        "optimum": stats.optimum,
+        "trajectory": [
+            {"arch": bench.space.arch_str(a), "metric": m, "best": b}
+            for a, m, b in zip(traj.arch, traj.metric, traj.best, strict=True)
+        ],
+        "updates": result.updates,
+        "online_settings": settings.to_dict() if request.mode != "zero-shot" else None,
+        "device": device,
+        "device_seconds": result.device_seconds,
+        "gpu_seconds": result.gpu_seconds,
+    }
