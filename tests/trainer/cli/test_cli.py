@@ -81,6 +81,40 @@ def test_baseline_json_is_reproducible(data_dir: Path, method: str) -> None:
     assert result["regret"] == pytest.approx(result["optimum"] - result["mean"])
 
 
+@pytest.mark.parametrize(
+    "method", ["multi-top-k", "zero-shot-transfer", "prior-local", "bounding-box", "surrogate"]
+)
+def test_transfer_baseline_json(data_dir: Path, method: str) -> None:
+    out = run(
+        "baseline",
+        "--method",
+        method,
+        "--sources",
+        "all-but-target",
+        "--task",
+        "class_object",
+        "--space",
+        "micro",
+        "--budget",
+        "20",
+        "--searches",
+        "10",
+        "--json",
+        data=data_dir,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["method"] == method
+    assert "class_object" not in result["sources"]
+    assert len(result["sources"]) == 6
+    for key in ("mean", "stderr", "mean_rank", "regret"):
+        assert isinstance(result[key], float)
+    assert result["mean_rank"] >= 1.0
+    assert result["regret"] == pytest.approx(result["optimum"] - result["mean"])
+    if result["deterministic"]:
+        assert result["stderr"] == 0.0
+
+
 def test_baseline_table(data_dir: Path) -> None:
     out = run(
         "baseline",
@@ -95,7 +129,7 @@ def test_baseline_table(data_dir: Path) -> None:
         data=data_dir,
     )
     assert out.returncode == 0, out.stderr
-    for method in ("random", "local", "evolution"):
+    for method in ("random", "local", "evolution", "multi-top-k", "surrogate", "mean rank"):
         assert method in out.stdout
 
 
@@ -105,6 +139,10 @@ def test_baseline_table(data_dir: Path) -> None:
         (("baseline", "--task", "imagenet"), "--task: unknown task 'imagenet'"),
         (("benchmark", "info", "--data", "/does/not/exist"), "/does/not/exist: no such file"),
         (("baseline", "--task", "jigsaw", "--budget", "0"), "budget: must be between"),
+        (
+            ("baseline", "--task", "jigsaw", "--sources", "class_object,jigsaw"),
+            "--sources: the target task 'jigsaw' cannot be a source",
+        ),
     ],
 )
 def test_errors_are_one_clear_line(data_dir: Path, args: tuple[str, ...], message: str) -> None:

@@ -10,17 +10,19 @@ import typer
 from rich.table import Table
 
 from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.cli.baselines import print_table, run_methods
 from transfersearch_trainer.cli.common import (
     DataOpt,
     JsonOpt,
     Space,
     SpaceOpt,
     console,
-    progress_bar,
     task_benchmark,
 )
-from transfersearch_trainer.search.baselines import METHODS, run_baseline
-from transfersearch_trainer.search.stats import fmt, summarize
+from transfersearch_trainer.search.baselines import check_run
+from transfersearch_trainer.search.oracle import ALL_BUT_TARGET
+from transfersearch_trainer.search.runner import build_methods, transfer_context
+from transfersearch_trainer.search.stats import fmt
 
 benchmark_app = typer.Typer(help="Inspect the TransNAS-Bench-101 tables.", no_args_is_help=True)
 
@@ -69,7 +71,23 @@ class Method(StrEnum):
     random = "random"
     local = "local"
     evolution = "evolution"
+    source_top_k = "source-top-k"
+    multi_top_k = "multi-top-k"
+    zero_shot_transfer = "zero-shot-transfer"
+    prior_local = "prior-local"
+    bounding_box = "bounding-box"
+    surrogate = "surrogate"
     all = "all"
+
+
+SourcesOpt = Annotated[
+    str,
+    typer.Option(
+        "--sources",
+        help="Tasks the transfer baselines may read in full: all-but-target, or a,b "
+        "(never the target).",
+    ),
+]
 
 
 def baseline(
@@ -79,55 +97,45 @@ def baseline(
     budget: Annotated[int, typer.Option("--budget", help="Evaluations per search.")] = 50,
     searches: Annotated[int, typer.Option("--searches", help="Independent searches.")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed (starts and each search).")] = 0,
+    sources: SourcesOpt = ALL_BUT_TARGET,
     data: DataOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Random search, local search or regularised evolution at a fixed evaluation budget."""
+    """Classic and transfer baselines at a fixed budget of distinct target evaluations.
+
+    random, local, evolution; and from the source tasks' tables: source-top-k (per
+    source), multi-top-k, zero-shot-transfer, prior-local, bounding-box, surrogate.
+    Deterministic methods run once and report a spread of 0.
+    """
 
     bench = task_benchmark(task, space, data)
+    check_run(bench.space.size, budget, searches)
+    ctx = transfer_context(bench, task, sources, field="--sources")
+    methods = build_methods(method.value, ctx.sources)
+    results = run_methods(bench, ctx, task, methods, budget, searches, seed, not json_out)
     stats = bench.stats(task)
-    methods = list(METHODS) if method is Method.all else [method.value]
-    summaries = {}
-    with progress_bar(searches * len(methods), f"{task} searches", not json_out) as advance:
-        for name in methods:
-            runs = run_baseline(bench, task, name, budget, searches, seed, progress=advance)
-            summaries[name] = summarize(runs.best, stats)
-    results = [{"method": name, **s.to_dict()} for name, s in summaries.items()]
     head = {
         "task": task,
         "space": space.value,
         "budget": budget,
         "searches": searches,
         "seed": seed,
+        "sources": list(ctx.sources),
         "optimum": stats.optimum,
     }
     if json_out:
+        one = len(results) == 1
         print(
             json.dumps(
-                head | results[0]
-                if len(results) == 1
-                else head | {"method": "all", "results": results}
+                head | results[0] if one else head | {"method": method.value, "results": results}
             )
         )
         return
-    table = Table(
-        title=f"{task} ({space.value}), budget {budget}, {searches} searches, seed {seed}"
-    )
-    for col in ("method", "mean best", "± stderr", "95% CI", "regret", "norm. regret", "hit rate"):
-        table.add_column(col, justify="left" if col == "method" else "right")
-    for name, s in summaries.items():
-        table.add_row(
-            name,
-            fmt(s.mean),
-            fmt(s.stderr),
-            f"±{fmt(s.ci95)}",
-            fmt(s.regret),
-            f"{s.normalised_regret:.3f}",
-            f"{s.hit_rate:.1%}",
-        )
-    console.print(table)
-    console.print(
-        f"optimum {fmt(stats.optimum)} at {stats.optimum_arch}; median {fmt(stats.median)}"
+    print_table(
+        results,
+        f"{task} ({space.value}), budget {budget}, {searches} searches, seed {seed}",
+        f"optimum {fmt(stats.optimum)} at {stats.optimum_arch}; median {fmt(stats.median)}; "
+        f"sources: {', '.join(ctx.sources) or 'none'}",
     )
 
 

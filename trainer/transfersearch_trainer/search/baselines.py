@@ -1,10 +1,11 @@
-"""Classic searches the agent must beat, at the same budget of evaluations.
+"""Classic searches the agent must beat, at the same budget of evaluations, and the runner.
 
-All three charge one evaluation per *distinct* architecture they query (a real
-search would not train the same network twice), start their i-th search at
-``starts[i]`` (shared with the agent's evaluation, so all methods start from the
-same points) and draw their own randomness from a generator per search, so
-search i does not depend on how many searches run beside it.
+All charge one evaluation per *distinct* architecture they query (a real search
+would not train the same network twice), through a `TargetOracle` (see `oracle`):
+no method is handed the target column. Those that have a start begin their i-th
+search at ``starts[i]`` (shared with the agent's evaluation, so all methods start
+from the same points), and each draws its randomness from a generator per search,
+so search i does not depend on how many searches run beside it.
 
 * ``random``: the start, then architectures drawn uniformly without replacement.
 * ``local``: first-improvement hill climbing (White et al., "Local search is state
@@ -33,6 +34,12 @@ import numpy.typing as npt
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.spaces import SearchSpace
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.oracle import (
+    SearchContext,
+    SearchMethod,
+    TargetOracle,
+    random_unevaluated,
+)
 
 Progress = Callable[[int], None]
 METHODS = ("random", "local", "evolution")
@@ -58,91 +65,156 @@ def default_starts(space_size: int, searches: int, seed: int) -> npt.NDArray[np.
     return np.random.default_rng((seed, 0)).integers(0, space_size, size=searches)
 
 
-def _check(bench: Benchmark, budget: int, searches: int) -> None:
-    if budget < 1 or budget > bench.space.size:
+def check_run(space_size: int, budget: int, searches: int) -> None:
+    if budget < 1 or budget > space_size:
         raise TransferSearchError(
-            f"budget: must be between 1 and {bench.space.size} evaluations, got {budget}"
+            f"budget: must be between 1 and {space_size} evaluations, got {budget}"
         )
     if searches < 1:
         raise TransferSearchError(f"searches: must be at least 1, got {searches}")
 
 
-class _Evaluator:
-    """Charges each distinct architecture once and records the order."""
+@dataclass(frozen=True)
+class RandomSearch:
+    name: str = "random"
+    seed_key: int = 0
+    deterministic: bool = False
+    uses_start: bool = True
 
-    def __init__(self, values: npt.NDArray[np.float64], budget: int) -> None:
-        self.values = values
-        self.budget = budget
-        self.seen: dict[int, float] = {}
-        self.order: list[int] = []
-
-    def done(self) -> bool:
-        return len(self.order) >= self.budget
-
-    def __call__(self, arch: int) -> float:
-        if arch not in self.seen:
-            self.seen[arch] = float(self.values[arch])
-            self.order.append(arch)
-        return self.seen[arch]
-
-    def random_unseen(self, rng: np.random.Generator) -> int:
-        n = self.values.size
-        while True:  # the budget is far below n, so this ends quickly
-            arch = int(rng.integers(0, n))
-            if arch not in self.seen:
-                return arch
-
-
-def _random(space: SearchSpace, ev: _Evaluator, start: int, rng: np.random.Generator) -> None:
-    ev(start)
-    for arch in rng.permutation(space.size):
-        if ev.done():
-            return
-        ev(int(arch))
-
-
-def _local(space: SearchSpace, ev: _Evaluator, start: int, rng: np.random.Generator) -> None:
-    current, value = start, ev(start)
-    while not ev.done():
-        moved = False
-        for nb in rng.permutation(space.neighbours(current)):
-            nb = int(nb)
-            v = ev(nb)
-            if v > value:
-                current, value, moved = nb, v, True
-                break
-            if ev.done():
+    def search(
+        self, ctx: SearchContext, oracle: TargetOracle, start: int, rng: np.random.Generator
+    ) -> None:
+        oracle.evaluate(start)
+        for arch in rng.permutation(ctx.space.size):
+            if oracle.done():
                 return
-        if not moved:
-            current = ev.random_unseen(rng)
-            value = ev(current)
+            oracle.evaluate(int(arch))
 
 
-def _evolution(
+@dataclass(frozen=True)
+class LocalSearch:
+    name: str = "local"
+    seed_key: int = 1
+    deterministic: bool = False
+    uses_start: bool = True
+
+    def search(
+        self, ctx: SearchContext, oracle: TargetOracle, start: int, rng: np.random.Generator
+    ) -> None:
+        current, value = start, oracle.evaluate(start)
+        while not oracle.done():
+            moved = False
+            for nb in rng.permutation(ctx.space.neighbours(current)):
+                v = oracle.evaluate(int(nb))
+                if v > value:
+                    current, value, moved = int(nb), v, True
+                    break
+                if oracle.done():
+                    return
+            if not moved:
+                current = random_unevaluated(oracle, rng)
+                value = oracle.evaluate(current)
+
+
+def regularised_evolution(
     space: SearchSpace,
-    ev: _Evaluator,
-    start: int,
+    oracle: TargetOracle,
     rng: np.random.Generator,
+    first: int,
     population: int,
     sample: int,
+    allowed: npt.NDArray[np.bool_] | None = None,
 ) -> None:
+    """Ageing evolution from `first`; with `allowed`, restricted to those architectures
+    (children and fresh draws) while any of them is left unevaluated."""
     members: deque[tuple[int, float]] = deque(maxlen=population)
-    members.append((start, ev(start)))
-    while len(members) < population and not ev.done():
-        arch = ev.random_unseen(rng)
-        members.append((arch, ev(arch)))
-    while not ev.done():
+    members.append((first, oracle.evaluate(first)))
+    while len(members) < population and not oracle.done():
+        arch = random_unevaluated(oracle, rng, allowed)
+        members.append((arch, oracle.evaluate(arch)))
+    while not oracle.done():
         picks = rng.choice(len(members), size=min(sample, len(members)), replace=False)
         parent = max((members[int(i)] for i in picks), key=lambda m: m[1])[0]
-        fresh = [int(nb) for nb in space.neighbours(parent) if int(nb) not in ev.seen]
-        child = fresh[int(rng.integers(len(fresh)))] if fresh else ev.random_unseen(rng)
-        members.append((child, ev(child)))
+        fresh = [
+            int(nb)
+            for nb in space.neighbours(parent)
+            if not oracle.evaluated(int(nb)) and (allowed is None or allowed[int(nb)])
+        ]
+        child = (
+            fresh[int(rng.integers(len(fresh)))]
+            if fresh
+            else random_unevaluated(oracle, rng, allowed)
+        )
+        members.append((child, oracle.evaluate(child)))
 
 
 def evolution_defaults(budget: int) -> tuple[int, int]:
     """(population, sample) scaled to small budgets: 12 and 3 at budget 50, 20 and 5 from 80."""
     population = min(20, max(4, budget // 4))
     return population, max(2, population // 4)
+
+
+@dataclass(frozen=True)
+class Evolution:
+    population: int | None = None  # None: evolution_defaults(budget)
+    sample: int | None = None
+    name: str = "evolution"
+    seed_key: int = 2
+    deterministic: bool = False
+    uses_start: bool = True
+
+    def search(
+        self, ctx: SearchContext, oracle: TargetOracle, start: int, rng: np.random.Generator
+    ) -> None:
+        pop, samp = evolution_defaults(oracle.budget)
+        regularised_evolution(
+            ctx.space, oracle, rng, start, self.population or pop, self.sample or samp
+        )
+
+
+def run_searches(
+    method: SearchMethod,
+    ctx: SearchContext,
+    target_values: npt.ArrayLike,
+    task: str,
+    budget: int,
+    searches: int,
+    seed: int = 0,
+    starts: npt.ArrayLike | None = None,
+    progress: Progress | None = None,
+) -> SearchRuns:
+    """`searches` independent searches of `method`, each with its own oracle on
+    `target_values` (the only place the target enters); deterministic methods run once
+    and their one search is repeated, so every method reports N rows."""
+    values = np.asarray(target_values, dtype=np.float64)
+    check_run(ctx.space.size, budget, searches)
+    start_arr = (
+        default_starts(ctx.space.size, searches, seed)
+        if starts is None
+        else np.asarray(starts, dtype=np.int64).reshape(-1)
+    )
+    if start_arr.size != searches:
+        raise TransferSearchError(
+            f"starts: need {searches} start architectures, got {start_arr.size}"
+        )
+    seeds = np.random.SeedSequence((seed, 1, method.seed_key)).spawn(searches)
+    rows = 1 if method.deterministic else searches
+    evaluated = np.empty((searches, budget), dtype=np.int64)
+    found = np.empty((searches, budget), dtype=np.float64)
+    for i in range(rows):
+        oracle = TargetOracle(values, budget)
+        method.search(ctx, oracle, int(start_arr[i]), np.random.default_rng(seeds[i]))
+        if oracle.spent != budget:
+            raise RuntimeError(f"{method.name} spent {oracle.spent} of {budget} evaluations")
+        evaluated[i], found[i] = oracle.order, oracle.found
+        if progress is not None:
+            progress(1)
+    if rows < searches:
+        evaluated[rows:], found[rows:] = evaluated[0], found[0]
+        if progress is not None:
+            progress(searches - rows)
+    trajectory = np.maximum.accumulate(found, axis=1)
+    return SearchRuns(method.name, task, budget, evaluated, trajectory)
 
 
 def run_baseline(
@@ -157,37 +229,16 @@ def run_baseline(
     population: int | None = None,
     sample: int | None = None,
 ) -> SearchRuns:
-    """Run `searches` independent searches of `method` with `budget` evaluations each."""
+    """Run `searches` independent searches of a classic `method` with `budget` evaluations."""
     if method not in METHODS:
         raise TransferSearchError(f"method: unknown {method!r}; use one of {', '.join(METHODS)}")
-    _check(bench, budget, searches)
     values = bench.metric(task)
-    space = bench.space
-    start_arr = (
-        default_starts(space.size, searches, seed)
-        if starts is None
-        else np.asarray(starts, dtype=np.int64).reshape(-1)
+    ctx = SearchContext.from_benchmark(bench, task, ())
+    searcher: SearchMethod = (
+        RandomSearch()
+        if method == "random"
+        else LocalSearch()
+        if method == "local"
+        else Evolution(population, sample)
     )
-    if start_arr.size != searches:
-        raise TransferSearchError(
-            f"starts: need {searches} start architectures, got {start_arr.size}"
-        )
-    pop, samp = evolution_defaults(budget)
-    pop, samp = population or pop, sample or samp
-    seeds = np.random.SeedSequence((seed, 1, METHODS.index(method))).spawn(searches)
-    evaluated = np.empty((searches, budget), dtype=np.int64)
-    for i in range(searches):
-        rng = np.random.default_rng(seeds[i])
-        ev = _Evaluator(values, budget)
-        start = int(start_arr[i])
-        if method == "random":
-            _random(space, ev, start, rng)
-        elif method == "local":
-            _local(space, ev, start, rng)
-        else:
-            _evolution(space, ev, start, rng, pop, samp)
-        evaluated[i] = ev.order
-        if progress is not None:
-            progress(1)
-    trajectory = np.maximum.accumulate(values[evaluated], axis=1)
-    return SearchRuns(method, task, budget, evaluated, trajectory)
+    return run_searches(searcher, ctx, values, task, budget, searches, seed, starts, progress)

@@ -33,8 +33,11 @@ class Summary:
 def summarize(best: npt.NDArray[np.floating], task: TaskStats) -> Summary:
     values = np.asarray(best, dtype=np.float64)
     n = int(values.size)
-    mean = float(values.mean())
-    stderr = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    # Identical values (a deterministic method's searches) report exactly 0 spread, not
+    # the rounding noise of summing n copies.
+    constant = n > 0 and bool(values.min() == values.max())
+    mean = float(values[0]) if constant else float(values.mean())
+    stderr = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 and not constant else 0.0
     regret = task.optimum - mean
     return Summary(
         searches=n,
@@ -45,6 +48,22 @@ def summarize(best: npt.NDArray[np.floating], task: TaskStats) -> Summary:
         normalised_regret=regret / task.scale if task.scale > 0 else 0.0,
         hit_rate=float(np.mean(values >= task.optimum)),
     )
+
+
+def ranks_among(values: npt.NDArray[np.floating], queries: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Rank of each query value among `values` (higher is better): 1 + how many are
+    strictly better, so 1 = the optimum and ties share the better rank."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    q = np.asarray(queries, dtype=np.float64)
+    above = ordered.size - np.searchsorted(ordered, q, side="right")
+    return (above + 1).astype(np.int64)
+
+
+def mean_rank(values: npt.NDArray[np.floating], best: npt.NDArray[np.floating]) -> float:
+    """Mean over searches of the best-found architecture's rank on the full target table.
+
+    For reporting only, after the searches: it reads the whole target table."""
+    return float(ranks_among(values, best).mean())
 
 
 def t95(df: int) -> float:
