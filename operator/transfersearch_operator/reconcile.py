@@ -27,9 +27,8 @@ from typing import Any
 
 import kopf
 
-from transfersearch_trainer.api.spec import TransferSearchSpec
-
 from . import children
+from .admission import RefusedError, admit, forbidden, name_taken
 from .compute import (
     InvalidSpecError,
     Refusal,
@@ -61,17 +60,6 @@ class Indexes:
 
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class RefusedError(Exception):
-    """This generation gets no Job, for now or for good; the status says why."""
-
-    def __init__(self, refusal: Refusal, fault: bool = False) -> None:
-        super().__init__(refusal.message)
-        self.refusal = refusal
-        # The operator's own setup is at fault (its RBAC): a reconcile error, which
-        # alerts on-call. Users' mistakes and waits are not.
-        self.fault = fault
 
 
 class Reconciler:
@@ -202,7 +190,7 @@ class Reconciler:
         for old in stale:  # a copy: the index changes while this awaits
             await self._delete_generation(body, search, old)
         spec = validate(search)  # InvalidSpecError: the status computes Failed from the same check
-        await self._admit(body, search, spec)
+        await admit(self.kube, self.config, body, search, spec)
         if spec.s3 is None and self.config.default_s3 is not None:
             spec = spec.model_copy(update={"s3": self.config.default_s3})
         ref = children.SearchRef(search.name, search.namespace, search.uid, gen)
@@ -217,7 +205,7 @@ class Reconciler:
             if careful:
                 map_created = await self.kube.create(config_map)
                 if not map_created and not await self._owned(search, config_map):
-                    raise RefusedError(self._name_taken([config_map]))
+                    raise RefusedError(name_taken(self.config, [config_map]))
                 created = await self.kube.create(job)
             else:  # together, the Job's request first: a pod waits for its ConfigMap
                 created, map_created = await asyncio.gather(
@@ -227,7 +215,7 @@ class Reconciler:
             message = f"the API server refused Job {name}: {err}"
             raise RefusedError(Refusal("JobRejected", message)) from None
         except ForbiddenError as err:
-            raise self._forbidden(f"create Job {name} and ConfigMap {name}", err) from None
+            raise forbidden(self.config, f"create Job {name} and ConfigMap {name}", err) from None
         # A 409 says an object of that name exists, not whose it is.
         taken = [
             obj
@@ -237,7 +225,7 @@ class Reconciler:
         if taken:
             if created:  # its pods must not start with another owner's ConfigMap
                 await self.kube.delete("Job", search.namespace, name)
-            raise RefusedError(self._name_taken(taken))
+            raise RefusedError(name_taken(self.config, taken))
         self._refusals.pop(key, None)
         # The Job exists now; until its watch event arrives, the status says so anyway:
         # one status write per new search instead of one before and one after.
@@ -251,35 +239,6 @@ class Reconciler:
                 spec.training.parallelism,
             )
 
-    async def _admit(self, body: Any, search: ObservedSearch, spec: TransferSearchSpec) -> None:
-        """Refused unless the admission policy allows what the spec asks for.
-
-        The credentials Secret is looked up (its metadata only) because the label
-        that opts it in is on the Secret, where only its owners can put it. A Secret
-        not there yet is waited for: manifests applied together arrive in any order.
-        """
-        policy = self.config.policy
-        problems = policy.problems(spec, self.config.default_image, self.config.default_s3)
-        missing = None
-        secret = spec.s3.credentials_secret if spec.s3 is not None else None
-        if secret:
-            try:
-                found = await self.kube.get("Secret", search.namespace, secret, metadata_only=True)
-            except ForbiddenError as err:
-                raise self._forbidden(f"read Secret {secret}'s labels", err) from None
-            labels = None if found is None else (found.get("metadata") or {}).get("labels") or {}
-            problem = policy.secret_problem(secret, labels)
-            if problem and found is None:
-                missing = problem
-            elif problem:
-                problems.append(problem)
-        if problems:
-            message = "the admission policy refuses this search: " + "; ".join(problems)
-            kopf.event(body, type="Warning", reason="PolicyDenied", message=message[:1024])
-            raise RefusedError(Refusal("PolicyDenied", message))
-        if missing:
-            raise RefusedError(Refusal("SecretNotFound", f"{missing}; {self._again()}"))
-
     async def _owned(self, search: ObservedSearch, obj: dict[str, Any]) -> bool:
         """Whether the object that already has this child's name is this search's own."""
         meta = obj["metadata"]
@@ -287,32 +246,6 @@ class Reconciler:
         if found is None:  # deleted since the 409: the next try creates it
             raise RuntimeError(f"{obj['kind']} {meta['name']} was deleted while being created")
         return controller_uid(found.get("metadata") or {}, "TransferSearch") == search.uid
-
-    def _name_taken(self, taken: list[dict[str, Any]]) -> Refusal:
-        what = " and ".join(f"{o['kind']} {o['metadata']['name']}" for o in taken)
-        commands = "; ".join(
-            f"kubectl delete {o['kind'].lower()} {o['metadata']['name']}" for o in taken
-        )
-        return Refusal(
-            "NameTaken",
-            f"{what} already exists and is not this search's (another owner, or none): it is "
-            f"not used; delete it ({commands}) or create the search under another name; "
-            f"{self._again()}",
-        )
-
-    def _forbidden(self, action: str, err: ForbiddenError) -> RefusedError:
-        """A 403: a quota is the namespace's business; anything else is the operator's RBAC."""
-        if "exceeded quota" in str(err):
-            message = f"a quota forbids it: {err}; {self._again()}"
-            return RefusedError(Refusal("QuotaExceeded", message))
-        message = (
-            f"the API server does not let the operator {action}: {err}; grant the operator's "
-            f"service account the rules in docs/operator.md (RBAC); {self._again()}"
-        )
-        return RefusedError(Refusal("Forbidden", message), fault=True)
-
-    def _again(self) -> str:
-        return f"trying again every {self.config.retry_delay:g} s"
 
     async def _delete_generation(self, body: Any, search: ObservedSearch, old: ObservedJob) -> None:
         assert old.generation is not None
