@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/transfersearch bench learner --space micro --task class_scene --updates 1000
 	$(BIN)/transfersearch bench metrics --space micro --task class_scene --updates 600 --rounds 3
 	$(BIN)/transfersearch bench checkpoint --space micro --task class_scene
+	$(BIN)/transfersearch bench search --space micro --task class_object --budget 100
 
 # The transfer study (issue 4): the 4-task micro matrix with 3 seeds, about an hour on 2 cores.
 # Resumable: rerun the same command after an interruption. More: make reproduce-full WORKERS=16

@@ -167,8 +167,39 @@ def bench_checkpoint(
     )
 
 
+def bench_search(
+    space: SpaceOpt = Space.micro,
+    task: Annotated[str, typer.Option("--task")] = "class_object",
+    budget: Annotated[int, typer.Option("--budget", help="Evaluations per search.")] = 100,
+    repeats: Annotated[int, typer.Option("--repeats", help="Searches per mode.")] = 3,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Seconds of compute per search on a target, per mode (goal: online 100 evals <= 10 s)."""
+    # lazy: these import torch, which the light commands must not load
+    from transfersearch_trainer.perf.search import measure_search
+
+    bench = task_benchmark(task, space, data)
+    if one_core := hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    r = measure_search(bench, task, budget, repeats, device)
+    if json_out:
+        print(json.dumps(r))
+        return
+    for mode, m in r["modes"].items():
+        console.print(
+            f"{mode:>9} search, {budget} evaluations on {space.value}/{task}: "
+            f"{m['seconds_median']:.2f} s ({m['updates_median']:.0f} online updates), "
+            f"{r['device']}, {r['torch_threads']} thread{', one core' if one_core else ''}",
+            highlight=False,
+        )
+    console.print("goal: an online search of 100 evaluations in <= 10 s on one core")
+
+
 def register(bench_app: typer.Typer) -> None:
     bench_app.command("env")(bench_env)
     bench_app.command("learner")(bench_learner)
     bench_app.command("metrics")(bench_metrics)
     bench_app.command("checkpoint")(bench_checkpoint)
+    bench_app.command("search")(bench_search)
