@@ -328,3 +328,24 @@ def test_unreachable_s3_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
         load_benchmark("s3://bench/tnb101", "micro")
     assert info.value.exit_code == 75
 
+
+def test_s3_credentials_in_urls_never_reach_messages_or_logs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import free_port
+
+    secret = "wJalrXUtnFEMI"
+    monkeypatch.setenv(
+        "TRANSFERSEARCH_S3_ENDPOINT", f"http://AKIA:{secret}@127.0.0.1:{free_port()}"
+    )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("TRANSFERSEARCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRANSFERSEARCH_S3_RETRY_SECONDS", "0.5")
+    with pytest.raises(TransferSearchError, match=r"endpoint http://\*\*\*@127\.0\.0\.1") as info:
+        load_benchmark("s3://bench/tnb101", "micro")
+    assert secret not in str(info.value)
+    with pytest.raises(TransferSearchError, match="credentials do not belong") as info:
+        load_benchmark(f"s3://AKIA:{secret}@bench/tnb101", "micro")
+    assert secret not in str(info.value)
+    assert secret not in caplog.text
