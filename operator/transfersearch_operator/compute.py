@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from transfersearch_trainer.api.errors import redact
 from transfersearch_trainer.api.jobconfig import TrialSummary
 from transfersearch_trainer.api.spec import (
     TransferSearchManifest,
@@ -358,8 +359,12 @@ class _Conditions:
 
 
 def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
-    """One printable line of at most `limit` characters (messages come from containers)."""
-    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    """One printable line of at most `limit` characters, URLs without their credentials.
+
+    Messages come from containers (a log tail, a crash) and the API server, and the
+    status is readable by anyone who may list the searches.
+    """
+    text = redact(" ".join("".join(ch if ch.isprintable() else " " for ch in text).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

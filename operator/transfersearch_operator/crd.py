@@ -16,6 +16,7 @@ from transfersearch_trainer.api.spec import (
     API_GROUP,
     API_VERSION,
     KIND,
+    NAME_PATTERN,
     PLURAL,
     SHORT_NAME,
     TransferSearchSpec,
@@ -52,6 +53,12 @@ NAME_RULE = {
     "rule": "self.metadata.name.size() <= 63",
     "message": "metadata.name must be at most 63 characters (it becomes a label value)",
 }
+# The API server allows dots in a name; a label value and a child's name do not.
+NAME_PATTERN_RULE = {
+    "rule": f"self.metadata.name.matches('{NAME_PATTERN}')",
+    "message": "metadata.name must be lowercase letters, digits and '-', starting and ending "
+    "with a letter or digit (it becomes part of the names of the search's Jobs)",
+}
 
 
 def openapi_schema() -> Schema:
@@ -62,7 +69,7 @@ def openapi_schema() -> Schema:
         "type": "object",
         "description": f"{KIND}: transfer a reinforcement-learning NAS agent to a target task.",
         "required": ["spec"],
-        "x-kubernetes-validations": [NAME_RULE],
+        "x-kubernetes-validations": [NAME_RULE, NAME_PATTERN_RULE],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},

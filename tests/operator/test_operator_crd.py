@@ -1,20 +1,22 @@
 """The CRD: generated from the models, structural, and in agreement with them.
 
-The examples are checked the way an API server would check them (defaults,
-then the OpenAPI schema, then the CEL rules) and the way the operator does
-(the pydantic model), and the CEL rules are checked to refuse what the
+The examples are checked the way an API server would check them (nulls pruned,
+defaults, then the OpenAPI schema, then the CEL rules) and the way the operator
+does (the pydantic model), and the CEL rules are checked to refuse what the
 model's cross-field validators refuse.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import celpy
 import jsonschema
 import pytest
+import re2
 import yaml
 from pydantic import BaseModel
 
@@ -83,6 +85,18 @@ def test_crd_names_scope_subresources_and_columns() -> None:
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
 
 
+def without_nulls(schema: dict[str, Any], obj: Any) -> Any:
+    """Nulls pruned as the API server prunes them (no field is nullable), before defaulting."""
+    if not isinstance(obj, dict) or "properties" not in schema:
+        return obj
+    props = schema["properties"]
+    return {
+        k: without_nulls(props.get(k, {}), v)
+        for k, v in obj.items()
+        if not (v is None and k in props)
+    }
+
+
 def with_defaults(schema: dict[str, Any], obj: Any) -> Any:
     """Structural defaulting as the API server does it, before validation."""
     if not isinstance(obj, dict) or "properties" not in schema:
@@ -117,25 +131,102 @@ def unknown_fields(schema: dict[str, Any], obj: Any, path: str = "") -> list[str
 
 
 def cel_failures(schema: dict[str, Any], obj: Any) -> list[str]:
-    """Messages of the CEL rules the object breaks (rules evaluated where they sit)."""
+    """Messages of the CEL rules the object breaks (rules evaluated where they sit).
+
+    A rule that cannot be evaluated (a field of a null, of a boolean) refuses the
+    object, as on the API server, instead of crashing the check.
+    """
     env = celpy.Environment()
     failed = []
     for rule in schema.get("x-kubernetes-validations", []):
         program = env.program(env.compile(rule["rule"]))
-        if not program.evaluate({"self": celpy.json_to_cel(obj)}):
+        try:
+            result = program.evaluate({"self": celpy.json_to_cel(obj)})
+        except celpy.CELEvalError as err:
+            result = err
+        if isinstance(result, celpy.CELEvalError):
+            failed.append(f"{rule['message']} (the rule fails: {result.args[0]})")
+        elif not result:
             failed.append(rule["message"])
     if isinstance(obj, dict):
         for name, prop in schema.get("properties", {}).items():
             if name in obj:
                 failed += cel_failures(prop, obj[name])
+    if isinstance(obj, list) and "items" in schema:
+        for item in obj:
+            failed += cel_failures(schema["items"], item)
     return failed
 
 
-def server_check(obj: dict[str, Any]) -> list[str]:
-    """What an API server with this CRD says about the object: [] when it accepts it."""
-    defaulted = with_defaults(SCHEMA, obj)
-    problems = [e.message for e in jsonschema.Draft4Validator(SCHEMA).iter_errors(defaulted)]
-    problems += [f"unknown field {f}" for f in unknown_fields(SCHEMA, obj)]
+def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
+    """`pattern` as the API server matches it: RE2, where `$` is only the end of the text."""
+    if validator.is_type(instance, "string") and not re2.search(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 4's "integer" excludes 100.0, as the API server's does.
+Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": _re2_pattern})
+GROUP_VERSION = f"{CRD['spec']['group']}/{VERSION['name']}"
+MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default --max-request-bytes
+# ObjectMeta's name: a DNS subdomain (RFC 1123), at most 253 characters.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def metadata_problems(obj: dict[str, Any]) -> list[str]:
+    """The API server's own checks of metadata, which the CRD's schema leaves to it."""
+    meta = obj.get("metadata")
+    if meta is None:
+        return ["metadata.name: Required value: name or generateName is required"]
+    if not isinstance(meta, dict):
+        return [f"metadata: must be an object, not {type(meta).__name__}"]
+    name = meta.get("name")
+    if name is None:
+        return ["metadata.name: Required value: name or generateName is required"]
+    if not isinstance(name, str):
+        return [f"metadata.name: must be a string, not {type(name).__name__}"]
+    if len(name) > 253 or not re2.search(DNS_SUBDOMAIN, name):
+        return [f"metadata.name: Invalid value: {name!r}: a lowercase RFC 1123 subdomain"]
+    return []
+
+
+def as_decoded(obj: Any) -> Any:
+    """The object as the API server decodes its JSON: an integer beyond int64 is a float."""
+    if isinstance(obj, dict):
+        return {k: as_decoded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [as_decoded(v) for v in obj]
+    if isinstance(obj, int) and not isinstance(obj, bool) and not -(2**63) <= obj < 2**63:
+        return float(obj)  # OverflowError past float64: Go's decoder fails on it too
+    return obj
+
+
+def server_check(obj: Any) -> list[str]:
+    """What an API server with this CRD says about the object: [] when it accepts it.
+
+    Never raises: an object no server would take (not a mapping, a null spec, no
+    name) is a list of problems, so a check of many objects reports them all.
+    """
+    if not isinstance(obj, dict):
+        return [f"the object is a {type(obj).__name__}, not a mapping"]
+    try:
+        size = len(json.dumps(obj, allow_nan=False).encode())
+        obj = as_decoded(obj)
+    except (TypeError, ValueError, OverflowError) as err:
+        return [f"cannot be sent as JSON, as kubectl sends objects ({err})"]
+    if size > MAX_OBJECT_BYTES:
+        return [f"etcdserver: request is too large ({size} bytes)"]
+    if obj.get("apiVersion") != GROUP_VERSION or obj.get("kind") != CRD["spec"]["names"]["kind"]:
+        return [f"no matches for kind {obj.get('kind')!r} in version {obj.get('apiVersion')!r}"]
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and meta.get("name") is None and "generateName" in meta:
+        obj = {**obj, "metadata": {**meta, "name": f"{meta['generateName']}x7k2p"}}  # made up
+    problems = metadata_problems(obj)
+    if problems:
+        return problems  # the server stops at metadata: the CEL rules read the name
+    pruned = without_nulls(SCHEMA, obj)
+    defaulted = with_defaults(SCHEMA, pruned)
+    problems = [e.message for e in Validator(SCHEMA).iter_errors(defaulted)]
+    problems += [f"unknown field {f}" for f in unknown_fields(SCHEMA, pruned)]
     return problems + cel_failures(SCHEMA, defaulted)
 
 
@@ -253,3 +344,75 @@ def test_converter_refuses_unions() -> None:
 
     with pytest.raises(SchemaError, match="either"):
         structural_schema(Model)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {**BASE, "spec": None},
+        {**BASE, "spec": True},
+        {**BASE, "spec": ["target"]},
+        {**BASE, "metadata": {}},
+        {**BASE, "metadata": None},
+        {**BASE, "metadata": {"name": 5}},
+        {k: v for k, v in BASE.items() if k != "metadata"},
+        spec_with(training=True),
+        ["not", "an", "object"],
+    ],
+    ids=[
+        "null-spec",
+        "boolean-spec",
+        "list-spec",
+        "no-name",
+        "null-metadata",
+        "number-name",
+        "no-metadata",
+        "boolean-training",
+        "list",
+    ],
+)
+def test_checker_reports_broken_objects_as_rejections(doc: Any) -> None:
+    assert server_check(doc)  # a list of problems, not an exception
+
+
+def test_checker_applies_rules_inside_lists_and_prunes_nulls() -> None:
+    bad_candidate = spec_with(source={"agent": "auto", "candidates": [{"agent": "s3://b/c"}]})
+    assert any("must be a store URI" in p for p in server_check(bad_candidate))
+    assert server_check(spec_with(training=None, s3=None)) == []
+
+
+# apimachinery's grammar (number, then one suffix or exponent), greater than zero,
+# exponents of one or two digits (Kubernetes caps quantities at 2^63 anyway).
+VALID_QUANTITIES = [
+    "2", "500m", "1.5", "1Pi", "4Gi", "1Ei", "1e3", "1E3", "1e-3", "2E+2", ".5", "5.", "+1",
+    "0.1", "007", "100n", "3u", "1k", "1M", "1E", "1.G", "1" * 32,
+]  # fmt: skip
+INVALID_QUANTITIES = [
+    "0", "0.0", "0Gi", "0e5", ".0", "-1", "-500m", "1e3m", "1ki", "1K", "1KiB", "lots", "",
+    "1e", "1e100", "1e999999", "NaN", "Infinity", "1_000", " 1", "1 ", "\uff11", "2\n",
+    "1.5.5", "0x10", "1" * 33, "1Gi1", "e3", "m",
+]  # fmt: skip
+QUANTITIES = [(q, True) for q in VALID_QUANTITIES] + [(q, False) for q in INVALID_QUANTITIES]
+
+
+@pytest.mark.parametrize(("quantity", "valid"), QUANTITIES, ids=[repr(q) for q, _ in QUANTITIES])
+def test_quantities_get_the_same_answer_from_the_model_the_crd_and_the_operator(
+    quantity: str, valid: bool
+) -> None:
+    from decimal import Decimal
+
+    from kubernetes.utils import parse_quantity
+
+    from transfersearch_operator.children import cpu_threads
+
+    doc = spec_with(resources={"cpu": quantity, "memory": quantity})
+    assert (server_check(doc) == []) is valid, server_check(doc)
+    if valid:
+        parse_manifest(doc)
+        value: Decimal = parse_quantity(quantity)  # what the operator computes with
+        assert value > 0
+        assert 1 <= cpu_threads(quantity) <= 1024
+    else:
+        with pytest.raises(TransferSearchError, match="spec.resources.cpu: ") as info:
+            parse_manifest(doc)
+        assert "\n" not in str(info.value)

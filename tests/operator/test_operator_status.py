@@ -349,3 +349,22 @@ def test_searches_by_phase_gauge() -> None:
         )
         == 1
     )
+
+
+def test_status_never_shows_credentials_from_urls() -> None:
+    secret = "wJalrXUtnFEMI"
+    url = f"http://AKIA:{secret}@minio:9000"
+    invalid = compute_status(search(s3={"bucket": "bkt", "endpoint": url}), [], [], now=T1)
+    assert invalid.phase == "Failed"
+    assert "spec.s3.endpoint: a URL must not hold a user name or password" in (
+        invalid.message or ""
+    )
+    pods = [
+        pod(0, "Failed", f"Traceback ...\nbotocore: Could not connect to {url}/b", exit_code=1),
+        pod(1, "Failed", summary(1, 0.0, status="Failed", reason=f"S3 {url} refused"), 2),
+    ]
+    status = compute_status(search(training={"seeds": 2}), [job(failed=2)], pods, now=T1)
+    rejected = compute_status(search(), [], [], now=T1, rejected=f"env value {url} too long")
+    for text in (invalid.model_dump_json(), status.model_dump_json(), rejected.model_dump_json()):
+        assert secret not in text
+    assert "http://***@minio:9000" in status.model_dump_json()

@@ -224,6 +224,61 @@ def test_checksum_mismatch_is_refused(data_dir: Path, tmp_path: Path) -> None:
         load_benchmark(tmp_path, "micro")
 
 
+def _edited_copy(data_dir: Path, tmp_path: Path) -> tuple[Path, str]:
+    """The micro CSV with one value changed to 99.9, and the real file's sha256."""
+    path = _copy(data_dir, tmp_path, "tnb101_micro_final_valid.csv")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_text(path.read_text().replace("42.7597541809082", "99.9", 1))
+    return path, digest
+
+
+@pytest.mark.parametrize(
+    "sums",
+    [
+        "{digest} tnb101_micro_final_valid.csv\n",  # one space: not sha256sum's format
+        "{digest}\n",
+        "sha256:{digest}  tnb101_micro_final_valid.csv\n",
+        "{short}  tnb101_micro_final_valid.csv\n",
+        "# sha256sum output\n{digest}  tnb101_micro_final_valid.csv\nsee README.md\n",
+    ],
+)
+def test_a_malformed_sha256sums_is_an_error(data_dir: Path, tmp_path: Path, sums: str) -> None:
+    _, digest = _edited_copy(data_dir, tmp_path)
+    (tmp_path / "SHA256SUMS").write_text(sums.format(digest=digest, short=digest[:40]))
+    with pytest.raises(BenchmarkDataError, match=r"SHA256SUMS: line \d is not") as info:
+        load_benchmark(tmp_path, "micro")
+    assert "\n" not in str(info.value)
+
+
+def test_a_sha256sums_without_the_file_is_an_error(data_dir: Path, tmp_path: Path) -> None:
+    path, digest = _edited_copy(data_dir, tmp_path)
+    real_sums = (data_dir / "SHA256SUMS").read_text()
+    others = "".join(ln + "\n" for ln in real_sums.splitlines() if path.name not in ln)
+    (tmp_path / "SHA256SUMS").write_text(others)
+    with pytest.raises(BenchmarkDataError, match="has no line for tnb101_micro_final_valid.csv"):
+        load_benchmark(tmp_path, "micro")
+    loaders._load_cached.cache_clear()
+    (tmp_path / "SHA256SUMS").write_text(
+        f"{digest}  {path.name}\n{'0' * 64}  {path.name}\n"  # two different digests
+    )
+    with pytest.raises(BenchmarkDataError, match="a second, different sha256"):
+        load_benchmark(tmp_path, "micro")
+
+
+def test_only_a_missing_sha256sums_turns_verification_off(data_dir: Path, tmp_path: Path) -> None:
+    path, digest = _edited_copy(data_dir, tmp_path)
+    assert 99.9 in load_benchmark(tmp_path, "micro").metric("class_object")  # unverified
+    for sums in (
+        f"# comment\n\n{digest}  {path.name}\n",  # comments and blank lines, as sha256sum -c
+        f"{digest} *{path.name}\n",  # binary mode
+        f"SHA256 ({path.name}) = {digest.upper()}\n",  # sha256sum --tag
+    ):
+        loaders._load_cached.cache_clear()
+        (tmp_path / "SHA256SUMS").write_text(sums)
+        with pytest.raises(BenchmarkDataError, match="does not match"):
+            load_benchmark(tmp_path, "micro")
+
+
 def test_missing_files(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkDataError, match="no such file or folder"):
         load_benchmark(tmp_path / "nowhere", "micro")
@@ -277,3 +332,25 @@ def test_unreachable_s3_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(TransferSearchError, match="cannot reach the S3 endpoint") as info:
         load_benchmark("s3://bench/tnb101", "micro")
     assert info.value.exit_code == 75
+
+
+def test_s3_credentials_in_urls_never_reach_messages_or_logs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import free_port
+
+    secret = "wJalrXUtnFEMI"
+    monkeypatch.setenv(
+        "TRANSFERSEARCH_S3_ENDPOINT", f"http://AKIA:{secret}@127.0.0.1:{free_port()}"
+    )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("TRANSFERSEARCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("TRANSFERSEARCH_S3_RETRY_SECONDS", "0.5")
+    with pytest.raises(TransferSearchError, match=r"endpoint http://\*\*\*@127\.0\.0\.1") as info:
+        load_benchmark("s3://bench/tnb101", "micro")
+    assert secret not in str(info.value)
+    with pytest.raises(TransferSearchError, match="credentials do not belong") as info:
+        load_benchmark(f"s3://AKIA:{secret}@bench/tnb101", "micro")
+    assert secret not in str(info.value)
+    assert secret not in caplog.text

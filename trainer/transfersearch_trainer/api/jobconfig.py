@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated, NoReturn
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
-from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.api.spec import TransferSearchSpec, _Model, format_validation_error
+from transfersearch_trainer.api.errors import TransferSearchError, redact
+from transfersearch_trainer.api.spec import (
+    TransferSearchSpec,
+    UrlOrPath,
+    _Model,
+    format_validation_error,
+    read_input,
+)
 
 TERMINATION_LOG = "/dev/termination-log"
 MAX_TERMINATION_BYTES = 4096  # the kubelet truncates termination messages beyond this
@@ -26,12 +33,12 @@ class JobConfig(_Model):
     namespace: str = "default"
     uid: str | None = Field(None, description="The TransferSearch's uid (labels, S3 layout).")
     spec: TransferSearchSpec
-    output: str = Field(
+    output: UrlOrPath = Field(
         description="Where results and agents go: s3://bucket/prefix/... or a path."
     )
     termination_log: str = TERMINATION_LOG
     metrics_port: int | None = Field(9090, ge=1, le=65535)
-    agent_store: str | None = Field(
+    agent_store: UrlOrPath | None = Field(
         None,
         description="Agent store the trial's agent is pushed to (s3://bucket/prefix or a path). "
         "Default: s3://<spec.s3.bucket>/<spec.s3.prefix> when spec.s3 is set, else <output>/store.",
@@ -46,18 +53,27 @@ class JobConfig(_Model):
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def load_job_config(path: str | Path) -> JobConfig:
     p = Path(path)
+    text = read_input(p, "job config")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise TransferSearchError(f"{p}: cannot read the job config ({err.strerror})") from None
+        data = json.loads(text, parse_constant=_not_json)
     except ValueError as err:
         raise TransferSearchError(f"{p}: the job config is not valid JSON ({err})") from None
+    except RecursionError:
+        raise TransferSearchError(f"{p}: the job config is nested too deeply") from None
     try:
         return JobConfig.model_validate(data)
     except ValidationError as err:
         raise TransferSearchError(format_validation_error(err, str(p))) from None
+
+
+# Redacted on the way in: the operator copies what a pod reports into the status.
+Redacted = Annotated[str, AfterValidator(redact)]
 
 
 class TrialSummary(_Model):
@@ -66,16 +82,16 @@ class TrialSummary(_Model):
     trial: int
     seed: int
     status: str = Field(description="Succeeded or Failed.")
-    reason: str | None = None
+    reason: Redacted | None = None
     best_arch: str | None = None
     best_metric: float | None = Field(None, description="Mean best-found metric of the evaluation.")
     regret: float | None = None
     device_seconds: float = 0.0
     gpu_seconds: float = 0.0
     target_evaluations: int = 0
-    agent_uri: str | None = None
+    agent_uri: Redacted | None = None
     agent_digest: str | None = None
-    results_uri: str | None = None
+    results_uri: Redacted | None = None
     retryable: bool | None = Field(
         None, description="On failure: whether running the trial again may succeed."
     )

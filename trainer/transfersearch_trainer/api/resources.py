@@ -20,4 +20,6 @@ MAX_THREADS = 1024  # a "2k" CPU request is a typo, not a reason for 2,000 threa
 def cpu_threads(quantity: str) -> int:
     """Whole CPUs in a Kubernetes CPU quantity ("500m" -> 1, "2" -> 2, "2500m" -> 2), at least 1."""
     cores: Decimal = parse_quantity(quantity)  # type: ignore[no-untyped-call]
-    return max(1, min(MAX_THREADS, math.floor(cores)))
+    if cores >= MAX_THREADS:  # compared before rounding: "1e99" is no million-digit integer
+        return MAX_THREADS
+    return max(1, math.floor(cores))

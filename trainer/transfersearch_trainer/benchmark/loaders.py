@@ -232,21 +232,63 @@ def _metric_series(result: Any, metric: str, path: Path, where: str) -> list[flo
     raise BenchmarkDataError(f"{path}: {where}: no per-epoch list 'metrics/{metric}'")
 
 
+# sha256sum's output: the digest, a space, a space or "*" (binary mode), the file name;
+# or, with --tag, "SHA256 (name) = digest". Lines starting with "#" are comments.
+_SUMS_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](?P<name>.+)")
+_SUMS_TAGGED = re.compile(r"SHA256 \((?P<name>.+)\) = ([0-9a-fA-F]{64})")
+SUMS_NAME = "SHA256SUMS"
+
+
+def read_sums(sums: Path) -> dict[str, str]:
+    """The digests a SHA256SUMS file lists, by file name; every line must be one.
+
+    A line that does not parse is an error rather than skipped: skipping it would
+    leave its file unverified without anyone noticing.
+    """
+    try:
+        text = sums.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise BenchmarkDataError(f"{sums}: cannot read ({err}); fix or delete it") from None
+    digests: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _SUMS_LINE.fullmatch(line) or _SUMS_TAGGED.fullmatch(line)
+        if m is None:
+            raise BenchmarkDataError(
+                f"{sums}: line {n} is not '<sha256 hex>  <file name>'; regenerate the file "
+                f"with `sha256sum * > {SUMS_NAME}`"
+            )
+        name = m.group("name")
+        digest = (m.group(1) if m.re is _SUMS_LINE else m.group(2)).lower()
+        if digests.get(name, digest) != digest:
+            raise BenchmarkDataError(f"{sums}: line {n} gives {name} a second, different sha256")
+        digests[name] = digest
+    return digests
+
+
 def _verify_checksum(path: Path) -> None:
-    """Check `path` against a SHA256SUMS file beside it, when there is one."""
-    sums = path.parent / "SHA256SUMS"
-    if not sums.is_file():
+    """Check `path` against the SHA256SUMS file beside it; no SHA256SUMS, no check.
+
+    Once a SHA256SUMS is there, it must vouch for the file: a malformed one, or one
+    without a line for the file, is an error, or a damaged or edited table would
+    load as if it had been verified.
+    """
+    sums = path.parent / SUMS_NAME
+    if not sums.exists():
         return
-    for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("*") == path.name:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != parts[0].lower():
-                raise BenchmarkDataError(
-                    f"{path}: sha256 {digest[:12]}... does not match {sums} "
-                    f"({parts[0][:12]}...); the file is corrupt or was changed, fetch it again"
-                )
-            return
+    expected = read_sums(sums).get(path.name)
+    if expected is None:
+        raise BenchmarkDataError(
+            f"{path}: {sums} has no line for {path.name}, so it cannot be verified; add one "
+            f"(sha256sum {path.name} >> {SUMS_NAME}) or remove {SUMS_NAME} to load unverified data"
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise BenchmarkDataError(
+            f"{path}: sha256 {digest[:12]}... does not match {sums} "
+            f"({expected[:12]}...); the file is corrupt or was changed, fetch it again"
+        )
 
 
 def find_file(folder: Path, space: SpaceName, mode: PthMode) -> Path:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from transfersearch_trainer.api.errors import TransferSearchError, TransientError
+from transfersearch_trainer.api.errors import TransferSearchError, TransientError, redact
 
 ENDPOINT_ENV = "TRANSFERSEARCH_S3_ENDPOINT"
 RETRY_ENV = "TRANSFERSEARCH_S3_RETRY_SECONDS"
@@ -73,6 +73,11 @@ def parse_s3_uri(uri: str) -> S3Uri:
     bucket, _, key = uri[5:].partition("/")
     if not bucket:
         raise TransferSearchError(f"{uri!r} has no bucket name (write s3://bucket/prefix)")
+    if "@" in bucket:
+        raise TransferSearchError(
+            f"{uri!r}: credentials do not belong in an s3:// URI (s3://KEY:SECRET@...); set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (in Kubernetes: spec.s3.credentialsSecret)"
+        )
     return S3Uri(bucket, key)
 
 
@@ -204,7 +209,7 @@ def call(what: str, operation: Callable[[], T], policy: RetryPolicy | None = Non
             attempt += 1
             log.warning(
                 "%s: %s; retry %d in %.1f s (giving up after %.0f s)",
-                what,
+                redact(what),
                 _short(err),
                 attempt,
                 delay,
