@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
+from transfersearch_trainer.api.fields import NAME_PATTERN
 from transfersearch_trainer.api.spec import (
     API_GROUP,
     API_VERSION,
     KIND,
-    NAME_PATTERN,
     PLURAL,
     SHORT_NAME,
     TransferSearchSpec,

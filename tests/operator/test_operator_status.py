@@ -364,7 +364,9 @@ def test_status_never_shows_credentials_from_urls() -> None:
         pod(1, "Failed", summary(1, 0.0, status="Failed", reason=f"S3 {url} refused"), 2),
     ]
     status = compute_status(search(training={"seeds": 2}), [job(failed=2)], pods, now=T1)
-    rejected = compute_status(search(), [], [], now=T1, rejected=f"env value {url} too long")
+    rejected = compute_status(
+        search(), [], [], now=T1, refusal=Refusal("JobRejected", f"env value {url} too long")
+    )
     for text in (invalid.model_dump_json(), status.model_dump_json(), rejected.model_dump_json()):
         assert secret not in text
     assert "http://***@minio:9000" in status.model_dump_json()

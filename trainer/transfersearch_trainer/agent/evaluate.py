@@ -115,6 +115,12 @@ def _result(
     )
 
 
+def compare_total(searches: int, agents: int, baselines: tuple[str, ...] = METHODS) -> int:
+    """The progress `compare` reports: one tick per finished search of every agent and
+    baseline (source top-k is instant), so a bar of this length ends at 100%."""
+    return searches * (agents + len(baselines))
+
+
 def compare(
     bench: Benchmark,
     task: str,

@@ -16,12 +16,12 @@ from typing import Annotated, NoReturn
 from pydantic import AfterValidator, Field, ValidationError
 
 from transfersearch_trainer.api.errors import TransferSearchError, redact
+from transfersearch_trainer.api.fields import UrlOrPath
+from transfersearch_trainer.api.safeyaml import read_input
 from transfersearch_trainer.api.spec import (
     TransferSearchSpec,
-    UrlOrPath,
     _Model,
     format_validation_error,
-    read_input,
 )
 
 TERMINATION_LOG = "/dev/termination-log"

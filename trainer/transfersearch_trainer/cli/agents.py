@@ -143,7 +143,7 @@ def evaluate(
     """Greedy agent vs random, local search, evolution and source top-k, on the same starts."""
     # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.agent.artifact import load_agent
-    from transfersearch_trainer.agent.evaluate import compare
+    from transfersearch_trainer.agent.evaluate import compare, compare_total
     from transfersearch_trainer.agent.learner import pick_device
     from transfersearch_trainer.workflow.target import training_cost
 
@@ -155,7 +155,7 @@ def evaluate(
     dev = pick_device(device)
     source_task = (agent.parent or {}).get("task") or agent.task
     distinct, total = training_cost(agent, task)
-    with progress_bar(searches * 5, f"searching {task}", not json_out) as advance:
+    with progress_bar(compare_total(searches, 1), f"searching {task}", not json_out) as advance:
         results = compare(
             bench,
             task,

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transfersearch_trainer.agent.artifact import Agent
-from transfersearch_trainer.agent.evaluate import MethodResult, compare
-from transfersearch_trainer.search.baselines import METHODS
+from transfersearch_trainer.agent.evaluate import MethodResult, compare, compare_total
 from transfersearch_trainer.workflow.source import pretrained_source
 from transfersearch_trainer.workflow.target import TargetRun, train_target, training_cost
 from transfersearch_trainer.workflow.workspace import Workspace
@@ -51,7 +50,7 @@ def run_study(ws: Workspace, settings: StudySettings, cache: Path) -> dict[str, 
                 label=mode,
             )
             agents[mode] = train_target(ws, run, source)
-        total = settings.searches * (len(agents) + len(METHODS))
+        total = compare_total(settings.searches, len(agents))
         with ws.reporter.task(f"evaluate on {target}", total) as tick:
             results[target] = compare(
                 ws.bench,

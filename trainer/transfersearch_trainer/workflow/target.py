@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transfersearch_trainer.agent.artifact import Agent
-from transfersearch_trainer.agent.evaluate import MethodResult, compare
+from transfersearch_trainer.agent.evaluate import MethodResult, compare, compare_total
 from transfersearch_trainer.agent.hooks import LearnerHooks
 from transfersearch_trainer.agent.learner import Evaluator, Watch
 from transfersearch_trainer.agent.transfer import (
@@ -17,7 +17,6 @@ from transfersearch_trainer.agent.transfer import (
     target_hyperparameters,
 )
 from transfersearch_trainer.api.spec import TransferSearchSpec
-from transfersearch_trainer.search.baselines import METHODS
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
 from transfersearch_trainer.workflow.workspace import Workspace
 
@@ -88,8 +87,7 @@ def evaluate_agents(
     """The agents vs the baselines (and source top-k) at spec.evaluation; notes it in each agent."""
     target = spec.target.task
     evaluation = spec.evaluation
-    # agents and baselines report progress per search; source top-k is instant
-    total = evaluation.searches * (len(agents) + len(METHODS))
+    total = compare_total(evaluation.searches, len(agents))
     with ws.reporter.task(f"evaluate on {target}", total) as tick:
         results = compare(
             ws.bench,
