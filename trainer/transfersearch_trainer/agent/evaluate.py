@@ -149,7 +149,7 @@ def compare(
             bench, task, method, budget, searches, seed, starts=starts, progress=progress
         )
         results.append(_result(bench, runs, method, 0, 0))
-    if source_task is not None and source_task != task:
+    if source_task is not None and source_task != task and source_task in bench.tasks:
         runs = source_top_k(bench, source_task, task, budget, searches)
         results.append(_result(bench, runs, f"{source_task} top-{budget}", 0, 0))
     return results

@@ -91,6 +91,7 @@ class TrainingRun:
     device: torch.device
     trainable: list[torch.nn.Parameter] | None = None
     evaluation_cap: int | None = None
+    tasks: tuple[str, ...] = ()  # several source tasks (then `task` is their label)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class Learner:
             max_steps=hp.episode_steps,
             budget_ref=hp.budget_ref,
             augment=hp.augment,
+            tasks=run.tasks,
         )
         self.replay = PrioritizedReplay(
             hp.replay_capacity,

@@ -32,8 +32,11 @@ def agent_run(
     device: torch.device,
     trainable: list[torch.nn.Parameter] | None = None,
     evaluation_cap: int | None = None,
+    tasks: tuple[str, ...] = (),
 ) -> TrainingRun:
-    """The run that trains `agent` with its own settings and seed; no trainable: zero steps."""
+    """The run that trains `agent` with its own settings and seed; no trainable: zero steps.
+
+    With several `tasks` (a multi-source agent), `task` is their label (`tasks_label`)."""
     frozen = trainable is None and not any(p.requires_grad for p in agent.net.parameters())
     return TrainingRun(
         bench=bench,
@@ -44,6 +47,7 @@ def agent_run(
         device=device,
         trainable=trainable,
         evaluation_cap=evaluation_cap,
+        tasks=tasks,
     )
 
 
@@ -139,4 +143,6 @@ def fit(agent: Agent, run: TrainingRun, watch: Watch | None = None) -> Agent:
     agent.task = task
     agent.steps += stats.updates
     agent.training = {"task": task, **stats.to_dict()}
+    if run.tasks:
+        agent.training["tasks"] = list(run.tasks)
     return agent

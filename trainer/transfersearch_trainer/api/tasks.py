@@ -49,3 +49,28 @@ def check_space(space: str, field: str = "space") -> SpaceName:
     if space not in SPACES:
         raise TransferSearchError(f"{field}: unknown search space {space!r}; use micro or macro")
     return space
+
+
+def parse_tasks(text: str, field: str = "tasks") -> tuple[str, ...]:
+    """Source tasks: ``a,b,c`` or ``all-but:T`` (every task except T), each checked, no repeats."""
+    text = text.strip()
+    if text.startswith("all-but:"):
+        left_out = check_task(text.removeprefix("all-but:").strip(), field)
+        return tuple(t for t in TASKS if t != left_out)
+    tasks = tuple(check_task(t.strip(), field) for t in text.split(",") if t.strip())
+    if not tasks:
+        raise TransferSearchError(f"{field}: give tasks as a,b,c or all-but:TASK")
+    if len(set(tasks)) != len(tasks):
+        raise TransferSearchError(f"{field}: a task is listed twice in {text!r}")
+    return tasks
+
+
+def tasks_label(tasks: tuple[str, ...]) -> str:
+    """The name an agent trained on `tasks` is stored under (the store's task segment):
+    the task itself, ``all_but_<T>`` for leave-one-task-out, else the tasks joined."""
+    if len(tasks) == 1:
+        return tasks[0]
+    missing = [t for t in TASKS if t not in tasks]
+    if len(missing) == 1 and len(tasks) == len(TASKS) - 1:
+        return f"all_but_{missing[0]}"
+    return "_and_".join(tasks)

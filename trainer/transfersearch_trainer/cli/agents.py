@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.api.tasks import check_task
+from transfersearch_trainer.api.tasks import check_task, parse_tasks, tasks_label
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.cli.common import (
     DataOpt,
@@ -43,8 +43,16 @@ agents_app = typer.Typer(
 
 
 def pretrain(
-    task: Annotated[str, typer.Option("--task", help="Source task to learn searching on.")],
     out: Annotated[str, typer.Option("--out", help="Folder to write the agent to.")],
+    task: Annotated[
+        str | None, typer.Option("--task", help="Source task to learn searching on.")
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            "--tasks", help="Several source tasks at once: a,b,c or all-but:TASK (leave one out)."
+        ),
+    ] = None,
     space: SpaceOpt = Space.micro,
     steps: Annotated[int, typer.Option("--steps", help="Learner updates.")] = 10000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -60,12 +68,18 @@ def pretrain(
     from transfersearch_trainer.workflow.source import pretrain as run_pretrain
     from transfersearch_trainer.workflow.workspace import Workspace
 
-    check_task(task, "--task")
+    if (task is None) == (tasks is None):
+        raise TransferSearchError("--task or --tasks: give one of them (one source, or several)")
+    sources = (
+        (check_task(task, "--task"),) if task is not None else parse_tasks(tasks or "", "--tasks")
+    )
     if steps < 1:
         raise TransferSearchError("--steps: must be at least 1")
     bench = load_benchmark(data, space.value)
     ws = Workspace(bench, pick_device(device), hyperparameters(hp), RichReporter())
-    agent = run_pretrain(ws, task, steps, seed)
+    label = tasks_label(sources)
+    agent = run_pretrain(ws, label, steps, seed, tasks=sources if len(sources) > 1 else ())
+    task = label
     digest = save_agent(agent, Path(out))
     t = agent.training
     console.print(

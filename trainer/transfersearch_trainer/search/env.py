@@ -235,14 +235,23 @@ class MemorySearchEnv(VecSearchEnv):
         max_steps: int | None = None,
         budget_ref: int | None = None,
         augment: float = 0.0,
+        tasks: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(bench, task, num_envs, budget, seed, shaping)
+        super().__init__(bench, tasks[0] if tasks else task, num_envs, budget, seed, shaping)
         self.max_steps = max_steps or 4 * budget
         self.augment = float(augment)
+        # Several source tasks (a multi-source agent): search i works on tasks[i % n], each
+        # in its normalised units, so one batch of actors learns from all of them at once.
+        self._base_rows: F32 | None = None
+        if len(tasks) > 1:
+            per_task = np.stack([bench.normalised(t) for t in tasks])
+            self._base_rows = per_task[np.arange(num_envs) % len(tasks)]
         # per-search perturbed copies of the task (training only; see `_perturb`)
-        self._metric_rows = (
-            np.repeat(self._metric[None, :], num_envs, axis=0) if self.augment > 0 else None
-        )
+        self._metric_rows: F32 | None = None
+        if self._base_rows is not None:
+            self._metric_rows = self._base_rows.copy()
+        elif self.augment > 0:
+            self._metric_rows = np.repeat(self._metric[None, :], num_envs, axis=0)
         self.budget_ref = float(budget_ref or budget)
         cap = min(budget, self.max_steps + 1)
         self.memory = np.full((num_envs, self.space.size), np.nan, dtype=np.float32)
@@ -280,10 +289,11 @@ class MemorySearchEnv(VecSearchEnv):
         for i in range(length):
             shift += weights[:, i, :][:, codes[:, i]]
         shift += self.rng.normal(0.0, s / 2, size=shift.shape).astype(np.float32)
-        self._metric_rows[rows] = self._metric[None, :] + shift
+        base = self._metric[None, :] if self._base_rows is None else self._base_rows[rows]
+        self._metric_rows[rows] = base + shift
 
     def _start(self, rows: npt.NDArray[np.intp], starts: npt.ArrayLike | None) -> None:
-        if self._metric_rows is not None:
+        if self._metric_rows is not None and self.augment > 0:
             self._perturb(rows)
         super()._start(rows, starts)
         if self._metric_rows is not None:

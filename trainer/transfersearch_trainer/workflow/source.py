@@ -7,11 +7,14 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from transfersearch_trainer.agent.artifact import Agent, load_agent, read_manifest, save_agent
 from transfersearch_trainer.agent.evaluate import curve_evaluator
 from transfersearch_trainer.agent.hooks import LearnerHooks
 from transfersearch_trainer.agent.hyperparameters import Hyperparameters
-from transfersearch_trainer.agent.learner import Watch
+from transfersearch_trainer.agent.learner import Evaluator, Watch
+from transfersearch_trainer.agent.qnet import QNetwork
 from transfersearch_trainer.agent.transfer import agent_run, fit
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import TransferSearchSpec
@@ -29,20 +32,38 @@ def pretrain(
     seed: int,
     with_curve: bool = True,
     hooks: Sequence[LearnerHooks] = (),
+    tasks: tuple[str, ...] = (),
 ) -> Agent:
-    """Train a new agent on `task` (the source), with a learning curve on that task."""
+    """Train a new agent on `task` (the source), with a learning curve on that task.
+
+    With several `tasks` (a multi-source agent; `task` is then their label) the actors
+    are spread over them and the curve is the mean over them: pretraining-side
+    validation only, it never looks at a target.
+    """
     hp = ws.hp
     agent = Agent.new(ws.bench.space, hp, seed)
     agent.mode = "pretrain"
-    evaluator = (
-        curve_evaluator(ws.bench, task, hp.eval_budget, hp.eval_searches, ws.device)
-        if with_curve
-        else None
-    )
+    evaluator = _curve(ws, tasks or (task,)) if with_curve else None
     with ws.reporter.task(f"pretrain on {task}", steps) as tick:
-        run = agent_run(agent, ws.bench, task, steps, ws.device)
+        run = agent_run(agent, ws.bench, task, steps, ws.device, tasks=tasks)
         fit(agent, run, Watch(evaluator=evaluator, progress=tick, hooks=hooks))
     return agent
+
+
+def _curve(ws: Workspace, tasks: tuple[str, ...]) -> Evaluator:
+    """Greedy searches on each source task: mean best-found metric and normalised regret."""
+    hp = ws.hp
+    each = [
+        curve_evaluator(ws.bench, t, hp.eval_budget, hp.eval_searches, ws.device) for t in tasks
+    ]
+    if len(each) == 1:
+        return each[0]
+
+    def evaluate(net: QNetwork) -> tuple[float, float]:
+        scores = [e(net) for e in each]
+        return float(np.mean([s for s, _ in scores])), float(np.mean([r for _, r in scores]))
+
+    return evaluate
 
 
 def source_cache_key(space: str, task: str, steps: int, seed: int, hp: Hyperparameters) -> str:
