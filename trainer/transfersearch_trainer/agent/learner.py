@@ -128,7 +128,6 @@ class Learner:
                 f"{hp.num_actors} parallel searches; give at least {2 * hp.num_actors} "
                 "or use fewer actors"
             )
-        self.run_spec = run
         self.hp, self.task, self.steps, self.seed, self.device = hp, run.task, steps, seed, device
         self.evaluation_cap, self.evaluator = run.evaluation_cap, watch.evaluator
         self.progress = watch.progress

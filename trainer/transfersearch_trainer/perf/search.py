@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import torch
 
 from transfersearch_trainer.agent.artifact import Agent
@@ -19,6 +18,7 @@ from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.agent.learner import pick_device
 from transfersearch_trainer.agent.online import SEARCH_MODES, search_target
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.observed import table_evaluator
 
 
 def measure_search(
@@ -28,11 +28,7 @@ def measure_search(
     torch.set_num_threads(1)
     dev = pick_device(device)
     agent = Agent.new(bench.space, Hyperparameters(), 0)
-    table = bench.metric(task)
-
-    def evaluate(archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        looked_up: npt.NDArray[np.float64] = table[archs]
-        return looked_up
+    evaluate = table_evaluator(bench.metric(task))
 
     search_target(agent.net, agent.hp, bench.space, evaluate, 10, "online", 0, dev)  # warm-up
     modes: dict[str, dict[str, float]] = {}

@@ -37,18 +37,31 @@ Evaluate = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float64]]  # indices
 SPREAD_UNITS = 3.0
 
 
+def table_evaluator(values: npt.NDArray[np.float64]) -> Evaluate:
+    """The evaluator of a benchmark task: a lookup in its table (what a training would return)."""
+
+    def evaluate(archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        looked_up: npt.NDArray[np.float64] = values[archs]
+        return looked_up
+
+    return evaluate
+
+
 @dataclass
 class Trajectory:
-    """Every paid evaluation in order: architecture index, its metric, the best so far."""
+    """Every paid evaluation in order: architecture index and its metric."""
 
     arch: list[int] = field(default_factory=list)
     metric: list[float] = field(default_factory=list)
-    best: list[float] = field(default_factory=list)
 
     def add(self, arch: int, value: float) -> None:
         self.arch.append(arch)
         self.metric.append(value)
-        self.best.append(value if not self.best else max(self.best[-1], value))
+
+    @property
+    def best(self) -> list[float]:
+        """The best metric found so far, after each evaluation."""
+        return np.maximum.accumulate(self.metric).tolist() if self.metric else []
 
 
 class ObservedSearch:
@@ -89,7 +102,7 @@ class ObservedSearch:
 
     @property
     def best(self) -> float:
-        return self.trajectory.best[-1] if self.trajectory.best else -np.inf
+        return max(self.trajectory.metric) if self.trajectory.metric else -np.inf
 
     def known(self, arch: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         known: npt.NDArray[np.bool_] = ~np.isnan(self.memory[arch])

@@ -22,6 +22,7 @@ from transfersearch_trainer.agent.learner import pick_device
 from transfersearch_trainer.agent.online import OnlineSettings, SearchResult, search_target
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.observed import table_evaluator
 from transfersearch_trainer.store.agents import fetch_agent
 
 
@@ -67,11 +68,7 @@ def run_search(bench: Benchmark, request: SearchRequest) -> dict[str, Any]:
         raise TransferSearchError("--parallel: must be between 1 and the budget")
     agent = search_agent(bench, request)
     device = pick_device(request.device)
-    table = bench.metric(request.task)
-
-    def evaluate(archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        looked_up: npt.NDArray[np.float64] = table[archs]
-        return looked_up
+    evaluate = table_evaluator(bench.metric(request.task))
 
     settings = OnlineSettings()
     result = search_target(
