@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as scipy_stats
 
 from transfersearch_trainer.benchmark.table import TaskStats
 
@@ -70,6 +69,9 @@ def t95(df: int) -> float:
     """The two-sided 95% Student t quantile with `df` degrees of freedom (nan below 1)."""
     if df < 1:
         return float("nan")
+    # lazy: scipy.stats takes most of a second to import, and every CLI start imports this
+    from scipy import stats as scipy_stats
+
     return float(scipy_stats.t.ppf(0.975, df))
 
 
