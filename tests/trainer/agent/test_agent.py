@@ -50,10 +50,12 @@ def synthetic(space: str = "micro") -> Benchmark:
     return Benchmark(s, TASKS, values, "synthetic")
 
 
+@pytest.mark.parametrize("encoder", ["mlp", "transformer"])
 @pytest.mark.parametrize("space", ["micro", "macro"])
-def test_qnet_shapes_and_masking(space: str) -> None:
+def test_qnet_shapes_and_masking(space: str, encoder: str) -> None:
     bench = synthetic(space)
-    net = QNetwork(NetConfig.for_space(bench.space, d_model=16, layers=1, heads=2, ff=32))
+    cfg = NetConfig.for_space(bench.space, encoder=encoder, d_model=16, layers=1, heads=2, ff=32)
+    net = QNetwork(cfg)
     env = MemorySearchEnv(bench, "jigsaw", 5, 10, seed=0)
     obs = env.reset()
     q = net(*obs_tensors(obs, CPU))
@@ -62,6 +64,27 @@ def test_qnet_shapes_and_masking(space: str) -> None:
     assert torch.isfinite(q[torch.as_tensor(obs.mask)]).all()
     assert obs.action_feats.shape == (5, bench.space.num_actions, 4)
     assert obs.global_feats.shape == (5, 5)
+
+
+def test_an_agent_saved_before_the_encoder_was_a_choice_loads_as_a_transformer(
+    tmp_path: Path,
+) -> None:
+    agent = Agent.new(synthetic().space, TINY.replace(encoder="transformer"), seed=0)
+    save_agent(agent, tmp_path / "old")
+    manifest_path = tmp_path / "old" / "agent.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["network"]["encoder"]
+    del manifest["hyperparameters"]["encoder"]
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = load_agent(tmp_path / "old", "micro")
+    assert loaded.net.cfg.encoder == loaded.hp.encoder == "transformer"
+    with pytest.raises(TransferSearchError, match="hyperparameters.encoder: unknown 'cnn'"):
+        TINY.replace(encoder="cnn")
+    assert Hyperparameters().with_overrides({"encoder": "transformer"}, "--hp ").encoder == (
+        "transformer"
+    )
+    with pytest.raises(TransferSearchError, match="hyperparameters.encoder: must be a string"):
+        Hyperparameters().with_overrides({"encoder": 3}, "hyperparameters.")
 
 
 def test_nstep_targets_by_hand() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from transfersearch_trainer.agent.online import SEARCH_MODES, OnlineSettings, se
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.observed import ObservedSearch
+from transfersearch_trainer.search.oracle import SearchContext
+from transfersearch_trainer.workflow.search import SearchRequest, run_agent_search, search_starts
 
 CPU = torch.device("cpu")
 FAST = OnlineSettings(updates_per_evaluation=1, batch_size=8, learning_starts=4)
@@ -149,3 +152,26 @@ def test_search_command_reports_the_paid_evaluations(data_dir: Path, tmp_path: P
     assert bad.returncode == 2
     assert "--task" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_pretrained_agent_starts_at_its_sources_best_and_never_at_the_targets() -> None:
+    """The prior start reads the source tasks' tables only: the target is never a source."""
+    bench = synthetic()
+    agent = Agent.new(bench.space, TINY, seed=0)
+    sources = [t for t in bench.tasks if t != "jigsaw"]
+    agent.training = {"tasks": [*sources, "jigsaw"]}  # even an agent that saw the target
+    request = SearchRequest("jigsaw", 20, "zero-shot", seed=1, parallel=3)
+    starts, info = search_starts(bench, request, agent)
+    order = SearchContext.from_benchmark(bench, "jigsaw", sources).order
+    assert starts is not None and starts.tolist() == order[:3].tolist()
+    assert info == {"start": "prior", "sources": sources}
+    report = run_agent_search(bench, request, agent)
+    assert {report["trajectory"][i]["arch"] for i in range(3)} == {
+        bench.space.arch_str(int(a)) for a in order[:3]
+    }
+    assert search_starts(bench, replace(request, mode="scratch"), agent)[0] is None
+    assert search_starts(bench, replace(request, start="random"), agent)[0] is None
+    agent.training, agent.task = {}, "jigsaw"  # trained on the target only: no prior to use
+    assert search_starts(bench, request, agent)[1] == {"start": "random", "sources": []}
+    with pytest.raises(TransferSearchError, match="--start: unknown 'best'"):
+        search_starts(bench, replace(request, start="best"), agent)

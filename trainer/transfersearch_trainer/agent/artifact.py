@@ -54,7 +54,12 @@ class Agent:
     def new(cls, space: SearchSpace, hp: Hyperparameters, seed: int) -> Agent:
         torch.manual_seed(seed)
         cfg = NetConfig.for_space(
-            space, d_model=hp.d_model, layers=hp.layers, heads=hp.heads, ff=hp.ff
+            space,
+            encoder=hp.encoder,
+            d_model=hp.d_model,
+            layers=hp.layers,
+            heads=hp.heads,
+            ff=hp.ff,
         )
         return cls(QNetwork(cfg), hp, space.name, None, seed)
 
@@ -148,8 +153,9 @@ def load_agent(folder: str | Path, space: str | None = None, digest: str | None 
             "agents do not transfer between search spaces"
         )
     try:
-        hp = Hyperparameters.from_dict(manifest["hyperparameters"])
         cfg = NetConfig.from_dict(manifest["network"])
+        # saved before the encoder was a choice: the network says which one it has
+        hp = Hyperparameters.from_dict({"encoder": cfg.encoder, **manifest["hyperparameters"]})
         net = QNetwork(cfg)
         state = load(blob)
         net.load_state_dict(state, strict=True)

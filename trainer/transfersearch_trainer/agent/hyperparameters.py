@@ -37,6 +37,7 @@ class Hyperparameters:
     shaping: float = 0.0  # potential-based shaping coefficient (see env)
     augment: float = 0.3  # task augmentation: scale of random shifts of the training task
     budget_ref: int = 50  # the search budget the "budget used" feature is relative to
+    encoder: str = "mlp"  # mlp or transformer (see agent.qnet)
     d_model: int = 64
     layers: int = 2
     heads: int = 4
@@ -45,7 +46,13 @@ class Hyperparameters:
     eval_searches: int = 64
     eval_budget: int = 50
 
-    def to_dict(self) -> dict[str, float | int]:
+    def __post_init__(self) -> None:
+        if self.encoder not in ("mlp", "transformer"):
+            raise TransferSearchError(
+                f"hyperparameters.encoder: unknown {self.encoder!r}; use mlp or transformer"
+            )
+
+    def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
 
     @classmethod
@@ -83,6 +90,8 @@ class Hyperparameters:
                     raise TransferSearchError(
                         f"{where}{name}: {value!r} is not a {kind.__name__}"
                     ) from None
+            elif kind is str:
+                raise TransferSearchError(f"{where}{name}: must be a string, got {value!r}")
             elif (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)

@@ -150,7 +150,7 @@ def search_target(
     net = copy.deepcopy(net).to(device)
     target_net = copy.deepcopy(net)
     target_net.requires_grad_(False)
-    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr) if learning else None
+    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr, fused=True) if learning else None
     search = ObservedSearch(space, evaluate, budget, parallel, starts)
     replay = _Replay()
     updates = 0

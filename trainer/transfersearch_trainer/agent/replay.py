@@ -47,6 +47,7 @@ class SumTree:
     def __init__(self, capacity: int) -> None:
         self.leaves = 1 << max(0, int(np.ceil(np.log2(max(capacity, 1)))))
         self.tree = np.zeros(2 * self.leaves, dtype=np.float64)
+        self.depth = self.leaves.bit_length() - 1
 
     @property
     def total(self) -> float:
@@ -55,12 +56,11 @@ class SumTree:
     def update(self, index: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> None:
         node = index + self.leaves
         self.tree[node] = values
-        node = np.unique(node // 2)
-        while node.size and node[0] >= 1:
+        # level by level up to the root; a parent listed twice is written twice with the
+        # same sum (its children are final), so no np.unique (a sort) per level
+        for _ in range(self.depth):
+            node = node // 2
             self.tree[node] = self.tree[2 * node] + self.tree[2 * node + 1]
-            if node[0] == 1:
-                break
-            node = np.unique(node // 2)
 
     def find(self, mass: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         """Leaf index whose cumulative-sum interval holds each `mass` value."""

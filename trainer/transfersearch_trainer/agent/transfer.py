@@ -114,7 +114,7 @@ def _compatible(source: Hyperparameters, wanted: Hyperparameters | None) -> Hype
     """Training settings may change on the target; the network's shape may not."""
     if wanted is None:
         return source
-    shape = ("d_model", "layers", "heads", "ff")
+    shape = ("encoder", "d_model", "layers", "heads", "ff")
     return wanted.replace(**{k: getattr(source, k) for k in shape})
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.cli import agents, data, perf, runs, search, studies
+from transfersearch_trainer.cli import agents, data, loto, perf, runs, search, studies
 from transfersearch_trainer.cli.common import err_console
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ runs.register(app)
 search.register(app)
 studies.register(app, bench_app)
 perf.register(bench_app)
+loto.register(app)
 
 
 def main() -> None:

@@ -91,13 +91,39 @@ def bench_learner(
     if json_out:
         print(json.dumps(result))
         return
-    console.print(
-        f"learner on {result['device']} ({result['torch_threads']} torch threads), "
-        f"{space.value}/{task}: {result['updates_per_second']:.1f} updates/s "
-        f"(batch {result['batch_size']}), {result['env_steps_per_second']:,.0f} env steps/s "
-        f"with learning ({result['num_actors']} actors); actors alone "
-        f"{result['actors_only_env_steps_per_second']:,.0f} env steps/s"
+    table = Table(
+        title=f"learner on {result['device']} ({result['torch_threads']} torch threads), "
+        f"{space.value}/{task}, batch {result['batch_size']}, {result['num_actors']} actors, "
+        f"medians of {result['rounds']} runs of {updates} updates"
     )
+    for col in (
+        "encoder",
+        "parameters",
+        "updates/s",
+        "bare update/s",
+        "loop / bare",
+        "env steps/s",
+    ):
+        table.add_column(col, justify="right")
+    encoders = result["encoders"]
+    assert isinstance(encoders, dict)
+    for name, r in encoders.items():
+        default = " (default)" if name == result["default_encoder"] else ""
+        table.add_row(
+            name + default,
+            f"{r['parameters']:,}",
+            f"{r['updates_per_second']:.1f}",
+            f"{r['bare_updates_per_second']:.1f}",
+            f"{r['updates_per_second'] / r['bare_updates_per_second']:.2f}",
+            f"{r['env_steps_per_second']:,.0f}",
+        )
+    console.print(table)
+    if "speedup" in result:
+        console.print(
+            f"mlp / transformer updates/s = {result['speedup']:.2f} (goal >= 3; the bare "
+            "update is the double-DQN step alone, without acting)",
+            highlight=False,
+        )
 
 
 def bench_metrics(
@@ -197,7 +223,46 @@ def bench_search(
     console.print("goal: an online search of 100 evaluations in <= 10 s on one core")
 
 
+def bench_quality(
+    space: SpaceOpt = Space.micro,
+    source: Annotated[str, typer.Option("--source", help="Task to pretrain on.")] = "class_scene",
+    target: Annotated[str, typer.Option("--target", help="Held-out task.")] = "class_object",
+    updates: Annotated[int, typer.Option("--updates", help="Pretraining updates.")] = 3000,
+    seeds: Annotated[int, typer.Option("--seeds", help="Pretraining seeds.")] = 3,
+    data: DataOpt = None,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Agent quality per encoder on one fixed evaluation (source score, target zero-shot)."""
+    from transfersearch_trainer.perf.quality import measure_quality
+    from transfersearch_trainer.search.stats import fmt
+
+    check_task(target, "--target")
+    bench = task_benchmark(source, space, data)
+    r = measure_quality(bench, source, target, updates, seeds, device=device)
+    if json_out:
+        print(json.dumps(r))
+        return
+    table = Table(
+        title=f"{r['seeds']} pretraining seeds x {r['updates']} updates on {source}; "
+        f"{r['searches']} zero-shot searches of {r['budget']} on {target} per agent "
+        "(mean +- 95% CI over seeds)"
+    )
+    for col in ("encoder", "device s", f"{source} score", f"{target} best", "mean rank"):
+        table.add_column(col, justify="right")
+    for name, e in r["encoders"].items():
+        table.add_row(
+            name,
+            *(
+                f"{fmt(e[k]['mean'])} +- {fmt(e[k]['ci95'])}"
+                for k in ("device_seconds", "source_score", "target_mean", "target_mean_rank")
+            ),
+        )
+    console.print(table)
+
+
 def register(bench_app: typer.Typer) -> None:
+    bench_app.command("quality")(bench_quality)
     bench_app.command("env")(bench_env)
     bench_app.command("learner")(bench_learner)
     bench_app.command("metrics")(bench_metrics)

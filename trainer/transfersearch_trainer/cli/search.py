@@ -22,6 +22,11 @@ from transfersearch_trainer.cli.common import (
 from transfersearch_trainer.search.stats import fmt
 
 
+class SearchStart(StrEnum):
+    prior = "prior"
+    random = "random"
+
+
 class SearchMode(StrEnum):
     zero_shot = "zero-shot"
     online = "online"
@@ -53,6 +58,14 @@ def search(
         int, typer.Option("--parallel", help="Architectures proposed (trained) at once.")
     ] = 1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    start: Annotated[
+        SearchStart,
+        typer.Option(
+            "--start",
+            help="prior: the best architectures of the agent's source tasks "
+            "(none for scratch); random: seeded random ones.",
+        ),
+    ] = SearchStart.prior,
     data: DataOpt = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
@@ -63,7 +76,9 @@ def search(
     from transfersearch_trainer.workflow.search import SearchRequest, run_search
 
     bench = task_benchmark(task, space, data)
-    request = SearchRequest(task, budget, mode.value, seed, parallel, agent, digest, device)
+    request = SearchRequest(
+        task, budget, mode.value, seed, parallel, agent, digest, device, start.value
+    )
     report = run_search(bench, request)
     if json_out:
         print(json.dumps(report))

@@ -15,10 +15,12 @@ from transfersearch_trainer.agent.learner import (
     Learner,
     TrainingRun,
     Watch,
+    learner_update,
     pick_device,
     select_actions,
     train,
 )
+from transfersearch_trainer.agent.qnet import ENCODERS
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.env import MemorySearchEnv
 from transfersearch_trainer.store.blobs import open_blobs
@@ -27,45 +29,99 @@ from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetric
 
 
 def measure_learner(
-    bench: Benchmark, task: str, updates: int = 1000, seed: int = 0, device: str | None = None
+    bench: Benchmark,
+    task: str,
+    updates: int = 1000,
+    seed: int = 0,
+    device: str | None = None,
+    encoders: tuple[str, ...] = ENCODERS,
+    rounds: int = 2,
 ) -> dict[str, object]:
-    """Learner throughput with the default hyperparameters: updates/s and actor env steps/s.
+    """Learner throughput per encoder, side by side, with the bare-network limit of each.
 
-    Also times the actors alone (greedy network forward + env step, no learning), which
-    is the ceiling on env steps/s when the learner is not the bottleneck.
+    Each round trains every encoder for `updates` updates with the default hyperparameters
+    (same seed, same work; rounds alternate so drift in the machine's speed hits all
+    alike) and reports the median updates/s. The *bare* limit is the double-DQN update
+    alone (sample, three network passes, backward, Adam, priorities) on the replay that
+    training filled: what the learner would reach if acting cost nothing. Also times
+    the actors alone (greedy forward + env step, no learning).
     """
+    import statistics
 
     dev = pick_device(device)
+    runs: dict[str, dict[str, list[float]]] = {
+        e: {"updates_per_second": [], "bare_updates_per_second": [], "env_steps_per_second": []}
+        for e in encoders
+    }
+    actors: dict[str, float] = {}
+    for _ in range(rounds):
+        for encoder in encoders:
+            hp = Hyperparameters(encoder=encoder)
+            learner = Learner(
+                Agent.new(bench.space, hp, seed).net,
+                TrainingRun(bench, task, hp, updates, seed, dev),
+            )
+            stats = learner.run()
+            runs[encoder]["updates_per_second"].append(stats.updates / stats.device_seconds)
+            runs[encoder]["env_steps_per_second"].append(stats.env_steps / stats.device_seconds)
+            runs[encoder]["bare_updates_per_second"].append(_bare_rate(learner, 200))
+            actors[encoder] = _actors_rate(learner, bench, task, seed, dev)
     hp = Hyperparameters()
-    agent = Agent.new(bench.space, hp, seed)
-    stats = train(agent.net, TrainingRun(bench, task, hp, updates, seed, dev))
-    # the first learning_starts transitions are collected without updates: time the rest
-    warmup_steps = -(-hp.learning_starts // hp.num_actors)
+    result: dict[str, object] = {
+        "space": bench.space.name,
+        "task": task,
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+        "updates": updates,
+        "rounds": rounds,
+        "num_actors": hp.num_actors,
+        "batch_size": hp.batch_size,
+        "default_encoder": hp.encoder,
+        "warmup_env_steps": -(-hp.learning_starts // hp.num_actors) * hp.num_actors,
+        "encoders": {
+            e: {
+                **{k: statistics.median(v) for k, v in r.items()},
+                "runs": r["updates_per_second"],
+                "actors_only_env_steps_per_second": actors[e],
+                "parameters": sum(
+                    p.numel()
+                    for p in Agent.new(bench.space, hp.replace(encoder=e), 0).net.parameters()
+                ),
+            }
+            for e, r in runs.items()
+        },
+    }
+    by = result["encoders"]
+    assert isinstance(by, dict)
+    if "mlp" in by and "transformer" in by:
+        result["speedup"] = (
+            by["mlp"]["updates_per_second"] / by["transformer"]["updates_per_second"]
+        )
+    return result
+
+
+def _bare_rate(learner: Learner, n: int) -> float:
+    """Updates/s of the update alone on a trained learner's replay (its weights then change)."""
+    started = time.perf_counter()
+    for _ in range(n):
+        learner_update(learner)
+    return n / (time.perf_counter() - started)
+
+
+def _actors_rate(
+    learner: Learner, bench: Benchmark, task: str, seed: int, dev: torch.device
+) -> float:
+    hp = learner.hp
     env = MemorySearchEnv(
         bench, task, hp.num_actors, hp.episode_steps + 2, max_steps=hp.episode_steps, seed=seed
     )
     obs = env.reset()
     rng = np.random.default_rng(seed)
-    steps = 300
-    t0 = time.perf_counter()
+    steps = 200
+    started = time.perf_counter()
     for _ in range(steps):
-        obs = env.step(select_actions(agent.net, obs, 0.01, rng, dev)).obs
-    actor_seconds = time.perf_counter() - t0
-    return {
-        "space": bench.space.name,
-        "task": task,
-        "device": str(dev),
-        "torch_threads": torch.get_num_threads(),
-        "updates": stats.updates,
-        "env_steps": stats.env_steps,
-        "seconds": stats.device_seconds,
-        "updates_per_second": stats.updates / stats.device_seconds,
-        "env_steps_per_second": stats.env_steps / stats.device_seconds,
-        "warmup_env_steps": warmup_steps * hp.num_actors,
-        "actors_only_env_steps_per_second": steps * hp.num_actors / actor_seconds,
-        "num_actors": hp.num_actors,
-        "batch_size": hp.batch_size,
-    }
+        obs = env.step(select_actions(learner.net, obs, 0.01, rng, dev)).obs
+    return steps * hp.num_actors / (time.perf_counter() - started)
 
 
 def measure_checkpoint(

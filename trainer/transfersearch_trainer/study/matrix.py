@@ -23,13 +23,10 @@ Baselines need no training and are computed when the report is written
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +46,8 @@ from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import check_space, check_task
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.search.stats import summarize
+from transfersearch_trainer.study import cells
+from transfersearch_trainer.study.cells import Progress, write_json
 
 SCHEMA = "transfersearch-matrix/1"
 
@@ -147,14 +146,6 @@ def scratch_agent_dir(out: Path, task: str, seed: int) -> Path:
     return out / "agents" / f"scratch-{task}-s{seed}"
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 # --- one cell, in a worker process ---------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}
@@ -212,39 +203,15 @@ def run_cell(cell: Cell, s: MatrixSettings, out: Path, data: str | None) -> dict
         "evals": evals,
         "wall_seconds": time.perf_counter() - started,
     }
-    _write_json(out / "cells" / cell.file, record)
+    write_json(out / "cells" / cell.file, record)
     return record
 
 
 # --- the driver ----------------------------------------------------------------------------
 
-Progress = Callable[[str, int, int], None]  # (cell id, done, total)
-
 
 def load_cells(out: Path) -> dict[str, dict[str, Any]]:
-    found = {}
-    for path in sorted((out / "cells").glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError:
-            continue  # not written by us (ours are atomic): recompute it
-        if record.get("schema") == SCHEMA:
-            found[record["id"]] = record
-    return found
-
-
-def check_settings(out: Path, s: MatrixSettings) -> None:
-    """An output folder belongs to one set of settings: resuming with others would mix results."""
-    path = out / "settings.json"
-    if path.is_file():
-        before = json.loads(path.read_text())
-        if before != json.loads(json.dumps(s.to_dict())):
-            raise TransferSearchError(
-                f"{out}: holds a matrix run with other settings ({path}); use another --out or "
-                "the same flags to resume it"
-            )
-    else:
-        _write_json(path, s.to_dict())
+    return cells.load_cells(out, SCHEMA)
 
 
 def run_matrix(
@@ -262,46 +229,27 @@ def run_matrix(
     with the same settings resumes from the cells on disk.
     """
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, s)
+    cells.check_settings(out, s.to_dict(), "matrix run")
     done = load_cells(out)
     first, second = plan(s)
     total = len(first) + len(second)
     count = [len([c for c in first + second if c.id in done])]
 
-    def phase(cells: list[Cell]) -> bool:
-        """Run the missing cells of one phase; False when stopped part-way."""
-        todo = [c for c in cells if c.id not in done]
-        if not todo:
-            return True
-        if workers <= 1:
-            _init_worker(data, s.space)
-            for c in todo:
-                if should_stop is not None and should_stop():
-                    return False
-                done[c.id] = run_cell(c, s, out, data)
-                count[0] += 1
-                if progress:
-                    progress(c.id, count[0], total)
-            return True
-        with ProcessPoolExecutor(
-            workers, initializer=_init_worker, initargs=(data, s.space)
-        ) as pool:
-            pending: dict[Future[dict[str, Any]], Cell] = {
-                pool.submit(run_cell, c, s, out, data): c for c in todo
-            }
-            while pending:
-                if should_stop is not None and should_stop():
-                    for fut in pending:
-                        fut.cancel()
-                    return False
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    c = pending.pop(fut)
-                    done[c.id] = fut.result()
-                    count[0] += 1
-                    if progress:
-                        progress(c.id, count[0], total)
-        return True
+    def tick(cell: str) -> None:
+        count[0] += 1
+        if progress:
+            progress(cell, count[0], total)
+
+    def phase(todo: list[Cell]) -> bool:
+        return cells.run_cells(
+            [c for c in todo if c.id not in done],
+            partial(run_cell, s=s, out=out, data=data),
+            done,
+            workers,
+            partial(_init_worker, data, s.space),
+            tick,
+            should_stop,
+        )
 
     if phase(first):  # the second phase transfers from the first's agents
         phase(second)

@@ -6,6 +6,12 @@ nothing else touches the target. On a benchmark task the evaluator is a table lo
 and after the search (for reporting only, never fed back) the result is placed in the
 table: regret to the optimum, the rank of the best found (1 = optimum; ties share the
 better rank) and whether it hit the optimum.
+
+Where the search starts is the agent's choice: with ``start="prior"`` (the default for
+a pretrained agent) its walkers start at the architectures with the best mean rank over
+the tasks the agent was pretrained on (their tables are the sources' data, free and
+known before the search; the target's own table is never a source), with ``random``
+at seeded random architectures (the only choice for ``scratch``, which has no sources).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from transfersearch_trainer.agent.online import OnlineSettings, SearchResult, se
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.observed import table_evaluator
+from transfersearch_trainer.search.oracle import SearchContext
 from transfersearch_trainer.store.agents import fetch_agent
 
 
@@ -38,6 +45,7 @@ class SearchRequest:
     agent: str | None = None  # folder or s3:// agent URI; none: a fresh agent (scratch)
     digest: str | None = None
     device: str | None = None
+    start: str = "prior"  # prior (the agent's source tasks' best) or random
 
 
 def search_agent(bench: Benchmark, request: SearchRequest) -> Agent:
@@ -55,6 +63,30 @@ def search_agent(bench: Benchmark, request: SearchRequest) -> Agent:
     return agent
 
 
+START_CHOICES = ("prior", "random")
+
+
+def agent_sources(bench: Benchmark, agent: Agent, target: str) -> tuple[str, ...]:
+    """The benchmark tasks the agent was pretrained on, the target excluded."""
+    tasks = agent.training.get("tasks") or ([agent.task] if agent.task else [])
+    return tuple(t for t in tasks if t in bench.tasks and t != target)
+
+
+def search_starts(
+    bench: Benchmark, request: SearchRequest, agent: Agent
+) -> tuple[npt.NDArray[np.int64] | None, dict[str, Any]]:
+    """The walkers' first architectures (None: seeded random) and how they were chosen."""
+    if request.start not in START_CHOICES:
+        raise TransferSearchError(
+            f"--start: unknown {request.start!r}; use one of {', '.join(START_CHOICES)}"
+        )
+    sources = () if request.mode == "scratch" else agent_sources(bench, agent, request.task)
+    if request.start == "random" or not sources:
+        return None, {"start": "random", "sources": []}
+    order = SearchContext.from_benchmark(bench, request.task, sources).order
+    return order[: request.parallel].copy(), {"start": "prior", "sources": list(sources)}
+
+
 def table_rank(values: npt.NDArray[np.float64], best: float) -> int:
     """1 + the number of architectures strictly better than `best` (ties share the rank)."""
     return 1 + int((values > best).sum())
@@ -62,14 +94,25 @@ def table_rank(values: npt.NDArray[np.float64], best: float) -> int:
 
 def run_search(bench: Benchmark, request: SearchRequest) -> dict[str, Any]:
     """Run the search on the benchmark task `request.task` and report it as one object."""
+    _check(bench, request)
+    return run_agent_search(bench, request, search_agent(bench, request))
+
+
+def _check(bench: Benchmark, request: SearchRequest) -> None:
     if not 1 <= request.budget <= bench.space.size:
         raise TransferSearchError(f"--budget: must be between 1 and {bench.space.size}")
     if not 1 <= request.parallel <= request.budget:
         raise TransferSearchError("--parallel: must be between 1 and the budget")
-    agent = search_agent(bench, request)
+
+
+def run_agent_search(bench: Benchmark, request: SearchRequest, agent: Agent) -> dict[str, Any]:
+    """`run_search` with the agent already loaded (a study runs many searches per agent);
+    for ``scratch`` pass an untrained agent (`search_agent` makes one)."""
+    _check(bench, request)
     device = pick_device(request.device)
     evaluate = table_evaluator(bench.metric(request.task))
 
+    starts, start_info = search_starts(bench, request, agent)
     settings = OnlineSettings()
     result = search_target(
         agent.net,
@@ -81,9 +124,10 @@ def run_search(bench: Benchmark, request: SearchRequest) -> dict[str, Any]:
         request.seed,
         device,
         parallel=request.parallel,
+        starts=starts,
         settings=settings,
     )
-    return _report(bench, request, agent, result, settings, str(device))
+    return {**_report(bench, request, agent, result, settings, str(device)), **start_info}
 
 
 def _report(

@@ -1,0 +1,96 @@
+"""`transfersearch study loto`: the honest leave-one-task-out study (resumable, parallel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.tasks import check_task
+from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.cli.common import (
+    DataOpt,
+    HpOpt,
+    Space,
+    SpaceOpt,
+    console,
+    err_console,
+    hyperparameters,
+)
+
+study_app = typer.Typer(help="Studies of the honest target search.", no_args_is_help=True)
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise TransferSearchError(f"{flag}: write comma-separated integers, e.g. 50,100") from None
+
+
+@study_app.command("loto")
+def loto(
+    out: Annotated[str, typer.Option("--out", help="Output folder (resumable).")],
+    space: SpaceOpt = Space.micro,
+    seeds: Annotated[int, typer.Option("--seeds", help="Pretraining seeds per agent.")] = 3,
+    budgets: Annotated[str, typer.Option("--budgets", help="Search budgets.")] = "50,100",
+    searches: Annotated[
+        int, typer.Option("--searches", help="Searches per agent seed and budget.")
+    ] = 10,
+    updates: Annotated[int, typer.Option("--updates", help="Pretraining updates.")] = 3000,
+    targets: Annotated[
+        str | None, typer.Option("--targets", help="Comma-separated targets (default: all).")
+    ] = None,
+    modes: Annotated[str, typer.Option("--modes")] = "online,zero-shot,scratch",
+    workers: Annotated[int, typer.Option("--workers", help="Parallel processes.")] = 1,
+    data: DataOpt = None,
+    hp: HpOpt = None,
+) -> None:
+    """Every target: its leave-one-task-out agent (online, zero-shot), scratch, every baseline."""
+    # lazy: these import torch, which the light commands must not load
+    from transfersearch_trainer.study.loto import LotoSettings, run_loto
+    from transfersearch_trainer.study.loto_report import summarize_study, write_summary
+
+    bench = load_benchmark(data, space.value)  # fail fast on bad data, before any worker starts
+    chosen = bench.tasks
+    if targets:
+        chosen = tuple(t.strip() for t in targets.split(",") if t.strip())
+        for t in chosen:
+            check_task(t, "--targets")
+    overrides = hyperparameters(hp).to_dict() if hp else {}
+    defaults = hyperparameters(None).to_dict()
+    settings = LotoSettings(
+        space=space.value,
+        targets=chosen,
+        seeds=seeds,
+        budgets=_ints(budgets, "--budgets"),
+        searches=searches,
+        updates=updates,
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        hp={k: v for k, v in overrides.items() if defaults[k] != v},
+    )
+    out_dir = Path(out)
+    columns = (
+        TextColumn("{task.description:<44}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console) as progress:
+        task_id = progress.add_task("loto cells", total=None)
+
+        def tick(cell: str, done: int, total: int) -> None:
+            progress.update(task_id, completed=done, total=total, description=cell[:44])
+
+        cells = run_loto(settings, out_dir, data, workers=workers, progress=tick)
+    err_console.print(f"{len(cells)} cells done; running the baselines and writing the summary...")
+    summary = write_summary(summarize_study(cells, settings, bench), settings, out_dir)
+    console.print(summary.read_text(), markup=False, highlight=False)
+    console.print(f"summary: {summary} (summary.csv, summary.json)", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(study_app, name="study")

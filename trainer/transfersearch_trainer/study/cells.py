@@ -1,0 +1,104 @@
+"""What every resumable study shares: cells written atomically, settings pinned, a pool.
+
+A study is split into cells, each written to ``OUT/cells/<file>.json`` when done; a
+rerun skips the cells on disk, so an interrupted study continues where it stopped and,
+every cell being seeded, ends with the results of an uninterrupted one. An output
+folder belongs to one set of settings (``OUT/settings.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Protocol
+
+from transfersearch_trainer.api.errors import TransferSearchError
+
+Progress = Callable[[str, int, int], None]  # (cell id, cells done, cells in all)
+
+
+class CellLike(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: a reader sees the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def load_cells(out: Path, schema: str) -> dict[str, dict[str, Any]]:
+    """The finished cells' records by id (files of another schema or unreadable: redone)."""
+    found = {}
+    for path in sorted((out / "cells").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue  # not written by us (ours are atomic): recompute it
+        if record.get("schema") == schema:
+            found[record["id"]] = record
+    return found
+
+
+def check_settings(out: Path, settings: dict[str, Any], what: str) -> None:
+    """An output folder belongs to one set of settings: resuming with others would mix results."""
+    path = out / "settings.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != json.loads(json.dumps(settings)):
+            raise TransferSearchError(
+                f"{out}: holds a {what} with other settings ({path}); use another --out or "
+                "the same flags to resume it"
+            )
+    else:
+        write_json(path, settings)
+
+
+def run_cells(
+    todo: Sequence[CellLike],
+    run: Callable[[Any], dict[str, Any]],
+    done: dict[str, dict[str, Any]],
+    workers: int,
+    init: Callable[[], None],
+    tick: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> bool:
+    """Run `todo` (in this process, or `workers` processes each started with `init`),
+    recording each result in `done`; False when `should_stop` ended it part-way.
+
+    `should_stop` is asked before each cell is started (one worker) or collected (many).
+    `run` and `init` must be picklable (module-level functions or partials of them).
+    """
+    if not todo:
+        return True
+    if workers <= 1:
+        init()
+        for c in todo:
+            if should_stop is not None and should_stop():
+                return False
+            done[c.id] = run(c)
+            if tick is not None:
+                tick(c.id)
+        return True
+    with ProcessPoolExecutor(workers, initializer=init) as pool:
+        pending: dict[Future[dict[str, Any]], CellLike] = {pool.submit(run, c): c for c in todo}
+        while pending:
+            if should_stop is not None and should_stop():
+                for fut in pending:
+                    fut.cancel()
+                return False
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                c = pending.pop(fut)
+                done[c.id] = fut.result()
+                if tick is not None:
+                    tick(c.id)
+    return True
