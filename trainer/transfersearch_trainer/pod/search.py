@@ -42,9 +42,12 @@ def search_trial(
     metrics: TrainerMetrics | None,
     labels: MetricLabels,
     extra: dict[str, Any],
+    started: float,
 ) -> TrialSummary:
-    """Run the trial's search, write results.json then summary.json (which marks it done)."""
-    started = time.perf_counter()
+    """Run the trial's search, write results.json then summary.json (which marks it done).
+
+    `started` is when the trial began (perf_counter), for its wall time, pretraining included.
+    """
     if metrics is not None:
         metrics.start_search(labels, spec.evaluation.budget, str(ws.device))
     report = search_once(ws, spec, searcher, seed)

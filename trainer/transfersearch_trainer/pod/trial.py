@@ -187,6 +187,7 @@ class Trial:
                 metrics=self.metrics,
                 labels=self.labels(spec.target.task, mode),
                 extra={"torch_threads": threads},
+                started=started,
             )
         run = TargetRun(
             mode=mode,
