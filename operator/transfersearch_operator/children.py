@@ -265,4 +265,7 @@ def source_description(spec: TransferSearchSpec) -> str:
         return f"auto ({len(src.candidates)} candidates)"
     if src.agent:
         return src.agent
-    return f"pretrain on {src.task}"
+    tasks = src.pretrain_tasks(spec.target.task)
+    if len(tasks) == 1:
+        return f"pretrain on {tasks[0]}"
+    return f"pretrain on {src.label(spec.target.task)} ({len(tasks)} tasks)"

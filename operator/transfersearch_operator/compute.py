@@ -33,6 +33,7 @@ from .status import (
     TrialCounts,
     TrialResult,
 )
+from .totals import evaluations_spent
 
 _SUMMARY_FIELDS = {f.alias or n for n, f in TrialSummary.model_fields.items()}
 _JOB_FAILED = ("Failed", "FailureTarget")
@@ -166,6 +167,7 @@ def compute_status(
     )
     gpu_seconds = sum(r.gpu_seconds for r in results.values())
     results_list = [results[i] for i in sorted(results)]
+    done, budget = evaluations_spent(spec, results_list)
     best = max(
         (r for r in results_list if r.status == "Succeeded" and r.best_metric is not None),
         key=lambda r: (r.best_metric, -r.trial),
@@ -193,6 +195,11 @@ def compute_status(
         best_trial=best.trial if best else None,
         best_arch=best.best_arch if best else None,
         best_metric=best.best_metric if best else None,
+        best_rank=best.rank if best else None,
+        evaluations=f"{done}/{budget}" if budget else str(done),
+        evaluations_done=done,
+        evaluation_budget=budget,
+        device_seconds=round(sum(r.device_seconds for r in results_list), 3),
         gpu_seconds=round(gpu_seconds, 3),
         agent_uri=best.agent_uri if best else None,
         agent_digest=best.agent_digest if best else None,
@@ -239,8 +246,11 @@ def _phase(
     if trials.failed > spec.failure_budget:
         return "Failed", "FailureBudgetExhausted", _clip(budget + why)
     if job.condition(*_JOB_DONE) is not None or trials.succeeded >= trials.total:
+        rank = f" (rank {best.rank})" if best and best.rank else ""
         found = (
-            f"; best {best.best_metric:g} by trial {best.trial} ({best.best_arch})" if best else ""
+            f"; best {best.best_metric:g}{rank} by trial {best.trial} ({best.best_arch})"
+            if best
+            else ""
         )
         return "Succeeded", "TrialsSucceeded", _clip(f"{trials.succeeded} trial(s) done{found}")
     progress = f"{trials.succeeded}/{trials.total} trial(s) done, {trials.active} running"
@@ -320,8 +330,14 @@ def _result(spec: TransferSearchSpec, index: int, pod: ObservedPod) -> TrialResu
         status=status,
         reason=_clip(summary.reason) if summary.reason else None,
         best_arch=summary.best_arch[:256] if summary.best_arch else None,
+        protocol=summary.protocol,
         best_metric=summary.best_metric,
         regret=summary.regret,
+        rank=summary.rank if summary.rank is None or summary.rank >= 1 else None,
+        hit=summary.hit,
+        evaluations=max(summary.evaluations, 0),
+        budget=max(summary.budget, 0),
+        device_seconds=round(max(summary.device_seconds, 0.0), 3),
         gpu_seconds=round(summary.gpu_seconds if summary.gpu_seconds > 0 else wall_gpu_seconds, 3),
         target_evaluations=summary.target_evaluations,
         agent_uri=summary.agent_uri,

@@ -33,6 +33,7 @@ HEADER = (
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Protocol", "type": "string", "jsonPath": ".spec.transfer.protocol", "priority": 1},
     {"name": "Mode", "type": "string", "jsonPath": ".spec.transfer.mode", "priority": 1},
     {"name": "Target", "type": "string", "jsonPath": ".spec.target.task"},
     {"name": "Source", "type": "string", "jsonPath": ".status.source"},
@@ -44,6 +45,19 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "priority": 1,
     },
     {"name": "Best", "type": "number", "jsonPath": ".status.bestMetric"},
+    {
+        "name": "Rank",
+        "type": "integer",
+        "jsonPath": ".status.bestRank",
+        "description": "The best found's rank in the benchmark table (1 = optimum)",
+        "priority": 1,
+    },
+    {
+        "name": "Evaluations",
+        "type": "string",
+        "jsonPath": ".status.evaluations",
+        "description": "Target evaluations spent / the search's budget",
+    },
     {"name": "GPU-Seconds", "type": "number", "jsonPath": ".status.gpuSeconds"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

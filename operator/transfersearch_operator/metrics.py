@@ -55,6 +55,17 @@ class OperatorMetrics:
         self.trials_failed = Counter(
             f"{PREFIX}_trials_failed", "Trial pods that failed.", registry=r
         )
+        self.search_evaluations = Counter(
+            f"{PREFIX}_search_evaluations",
+            "Target evaluations spent by finished trials (each one a network trained in real "
+            "life), as their summaries report.",
+            registry=r,
+        )
+        self.search_device_seconds = Counter(
+            f"{PREFIX}_search_device_seconds",
+            "Device seconds (search and pretraining) of finished trials.",
+            registry=r,
+        )
         self.reconcile_errors = Counter(
             f"{PREFIX}_reconcile_errors",
             "Reconciliations that raised (they are retried).",
@@ -130,6 +141,13 @@ class OperatorMetrics:
         self.trials_started.inc(max(0, new.active + new.succeeded + new.failed - old_started))
         self.trials_succeeded.inc(max(0, new.succeeded - (old.succeeded if old else 0)))
         self.trials_failed.inc(max(0, new.failed - (old.failed if old else 0)))
+        was = before if before is not None and same_generation else None
+        self.search_evaluations.inc(
+            max(0, after.evaluations_done - (was.evaluations_done if was else 0))
+        )
+        self.search_device_seconds.inc(
+            max(0.0, after.device_seconds - (was.device_seconds if was else 0.0))
+        )
 
     def count_rejected(
         self, before: TransferSearchStatus | None, after: TransferSearchStatus

@@ -57,9 +57,15 @@ class TrialResult(_Status):
     seed: int | None = Field(None, ge=0)
     status: Literal["Succeeded", "Failed"]
     reason: str | None = Field(None, max_length=MAX_MESSAGE)
+    protocol: str | None = Field(None, max_length=16, description="search or paper.")
     best_arch: str | None = Field(None, max_length=256)
     best_metric: float | None = None
     regret: float | None = None
+    rank: int | None = Field(None, ge=1, description="The best found's rank in the table.")
+    hit: bool | None = Field(None, description="Whether the trial's search found the optimum.")
+    evaluations: int | None = Field(None, ge=0, description="Distinct target evaluations spent.")
+    budget: int | None = Field(None, ge=0, description="Target evaluations allowed (0: no cap).")
+    device_seconds: float = Field(0.0, ge=0)
     gpu_seconds: float = Field(0.0, ge=0)
     target_evaluations: int | None = Field(None, ge=0)
     agent_uri: str | None = Field(None, max_length=2048)
@@ -96,6 +102,20 @@ class TransferSearchStatus(_Status):
     best_trial: int | None = Field(None, ge=0, description="The trial with the best metric.")
     best_arch: str | None = Field(None, max_length=256, description="Best architecture found.")
     best_metric: float | None = Field(None, description="Its metric on the target task.")
+    best_rank: int | None = Field(
+        None, ge=1, description="Its rank in the benchmark table (1 = optimum; protocol search)."
+    )
+    evaluations: str | None = Field(
+        None,
+        max_length=64,
+        description="Target evaluations spent by finished trials / the search's budget "
+        "(evaluation.budget x training.seeds under protocol search), e.g. 120/150.",
+    )
+    evaluations_done: int = Field(0, ge=0, description="Target evaluations of finished trials.")
+    evaluation_budget: int | None = Field(
+        None, ge=0, description="Target evaluations all trials may spend (unset: no cap)."
+    )
+    device_seconds: float = Field(0.0, ge=0, description="Device time of finished trials.")
     gpu_seconds: float = Field(0.0, ge=0, description="GPU time of finished trial pods.")
     agent_uri: str | None = Field(None, description="The best trial's trained agent.")
     agent_digest: str | None = Field(None, description="Its sha256 digest.")

@@ -103,7 +103,7 @@ def _job_config(tmp: Path, data_dir: Path) -> Path:
             "benchmark": {"space": "micro", "data": str(data_dir)},
             "source": {"task": "class_scene", "pretrainSteps": 120},
             "target": {"task": "jigsaw"},
-            "transfer": {"mode": "finetune"},
+            "transfer": {"protocol": "paper", "mode": "finetune"},
             "training": {"steps": 200, "targetEvaluations": 300, "checkpointInterval": 40},
             "evaluation": {"budget": 20, "searches": 20},
             "alerts": {"driftThreshold": 0.25, "gpuSecondsBudget": 3600},
@@ -123,7 +123,7 @@ def _manifest(tmp: Path) -> Path:
         "spec": {
             "source": {"task": "class_scene", "pretrainSteps": 120},
             "target": {"task": "class_object"},
-            "transfer": {"mode": "finetune"},
+            "transfer": {"protocol": "paper", "mode": "finetune"},
             "training": {"steps": 200, "targetEvaluations": 300},
             "evaluation": {"budget": 20, "searches": 20},
             "alerts": {"gpuSecondsBudget": 3600},

@@ -162,13 +162,20 @@ def test_child_names_are_deterministic_bounded_and_distinct() -> None:
 def test_source_words_for_the_printer_column() -> None:
     words = {
         name: children.source_description(example_spec(name))
-        for name in ("scratch.yaml", "auto-source.yaml", "finetune.yaml", "freeze-encoder.yaml")
+        for name in (
+            "scratch.yaml",
+            "auto-source.yaml",
+            "finetune.yaml",
+            "freeze-encoder.yaml",
+            "online.yaml",
+        )
     }
     assert words == {
         "scratch.yaml": "scratch",
         "auto-source.yaml": "auto (3 candidates)",
         "finetune.yaml": "s3://transfersearch/models/agents/micro/class_scene/f0b8249d8726872224cbfab7b68804ed1f19ce37a4564f73ecc4a30d6cd3efd7",
         "freeze-encoder.yaml": "pretrain on class_scene",
+        "online.yaml": "pretrain on all_but_room_layout (6 tasks)",
     }
 
 

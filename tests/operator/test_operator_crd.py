@@ -239,6 +239,8 @@ def test_example_is_valid_for_the_model_and_the_crd(path: Path) -> None:
 def test_examples_cover_every_mode_auto_and_gpu() -> None:
     specs = [load_manifest(p).spec for p in EXAMPLES]
     assert {s.transfer.mode for s in specs} == set(TRANSFER_MODES)
+    assert {s.transfer.protocol for s in specs} == {"search", "paper"}
+    assert any(s.source.pretrain_tasks(s.target.task)[1:] for s in specs)  # a multi-source one
     assert any(s.source.agent == "auto" and s.source.candidates for s in specs)
     assert any(s.resources.gpu > 0 for s in specs)
 
@@ -272,6 +274,18 @@ def spec_with(**spec: Any) -> dict[str, Any]:
         (spec_with(source={}), "give source.agent"),
         (spec_with(source={"agent": "s3://models/scene"}), "must be a store URI"),
         ({**BASE, "metadata": {"name": "n" * 64}}, "at most 63 characters"),
+        (spec_with(transfer={"mode": "finetune"}), "use transfer.protocol: paper"),
+        (spec_with(transfer={"protocol": "paper"}), "online is a search mode"),
+        (spec_with(evaluation={"budget": 4, "parallel": 5}), "parallel cannot exceed"),
+        (spec_with(training={"targetEvaluations": 9}), "no training on the target"),
+        (
+            spec_with(source={"agent": "auto", "candidates": [{"agent": STORE_URI}]}),
+            "auto probes the target",
+        ),
+        (spec_with(source={"tasks": ["normal", "jigsaw"]}), "pretraining on the target task"),
+        (spec_with(source={"task": "jigsaw"}), "pretraining on the target task"),
+        (spec_with(source={"tasks": ["normal", "normal"]}), "listed twice"),
+        (spec_with(source={"task": "normal", "tasks": ["normal"]}), "not both"),
     ],
 )
 def test_cel_rules_refuse_what_the_model_refuses(doc: dict[str, Any], cel_message: str) -> None:
@@ -286,10 +300,21 @@ def test_cel_rules_refuse_what_the_model_refuses(doc: dict[str, Any], cel_messag
     [
         BASE,
         spec_with(transfer={"mode": "scratch"}, source={}),
-        spec_with(source={"agent": "auto", "candidates": [{"agent": STORE_URI}]}),
+        spec_with(
+            source={"agent": "auto", "candidates": [{"agent": STORE_URI}]},
+            transfer={"protocol": "paper", "mode": "finetune"},
+        ),
         spec_with(source={"agent": STORE_URI}),
         spec_with(source={"agent": "runs/agents/scene"}),
         spec_with(training={"seeds": 4, "parallelism": 4}),
+        spec_with(source={"task": "all-but-target"}, evaluation={"budget": 8, "parallel": 8}),
+        spec_with(source={"tasks": ["normal", "class_scene"]}, transfer={"mode": "zero-shot"}),
+        spec_with(source={"task": "jigsaw", "agent": STORE_URI}),  # describes the agent
+        spec_with(
+            source={"task": "jigsaw"},
+            transfer={"protocol": "paper", "mode": "freeze-encoder"},
+            training={"targetEvaluations": 9},
+        ),
     ],
 )
 def test_cel_rules_accept_what_the_model_accepts(doc: dict[str, Any]) -> None:

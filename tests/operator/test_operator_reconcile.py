@@ -159,8 +159,10 @@ async def test_trials_succeed_and_the_status_aggregates_them(
         await phase(
             k8s, "s", "Running", trials={"total": 3, "active": 3, "succeeded": 0, "failed": 0}
         )
-        for i, metric in enumerate([44.5, 46.25, 45.0]):
-            await kubelet.finish(pods[i], Trial.summary(i, metric))
+        for i, (metric, rank) in enumerate([(44.5, 40), (46.25, 3), (45.0, 17)]):
+            search = {"protocol": "search", "rank": rank, "hit": False, "budget": 50}
+            done = {"evaluations": 50, "targetEvaluations": 50, "deviceSeconds": 3.0}
+            await kubelet.finish(pods[i], Trial.summary(i, metric, **search, **done))
         status = await phase(k8s, "s", "Succeeded")
         metrics = op.metrics
 
@@ -171,12 +173,22 @@ async def test_trials_succeed_and_the_status_aggregates_them(
         "status": "Succeeded",
         "bestArch": "64-41414-1_00_000",
         "bestMetric": 46.25,
+        "protocol": "search",
+        "rank": 3,
+        "hit": False,
+        "evaluations": 50,
+        "budget": 50,
+        "deviceSeconds": 3.0,
         "gpuSeconds": 30.0,
-        "targetEvaluations": 0,
+        "targetEvaluations": 50,
         "agentUri": "s3://agents/trial-1",
         "agentDigest": "sha256:" + "1" * 64,
     }
-    assert (status["bestTrial"], status["bestMetric"]) == (1, 46.25)
+    assert (status["bestTrial"], status["bestMetric"], status["bestRank"]) == (1, 46.25, 3)
+    # evaluations spent of the search's budget (evaluation.budget 50 x 3 seeds)
+    assert (status["evaluations"], status["evaluationsDone"]) == ("150/150", 150)
+    assert status["evaluationBudget"] == 150
+    assert status["deviceSeconds"] == 9.0
     assert (status["agentUri"], status["agentDigest"]) == (
         "s3://agents/trial-1",
         "sha256:" + "1" * 64,
@@ -187,6 +199,7 @@ async def test_trials_succeed_and_the_status_aggregates_them(
     assert condition(status, "Succeeded")["status"] == "True"
     assert sample(metrics, "transfersearch_operator_trials_started_total") == 3
     assert sample(metrics, "transfersearch_operator_trials_succeeded_total") == 3
+    assert sample(metrics, "transfersearch_operator_search_evaluations_total") == 150
     assert sample(metrics, "transfersearch_operator_searches", phase="Succeeded") == 1
 
 

@@ -144,6 +144,73 @@ def test_results_best_trial_and_gpu_seconds() -> None:
     assert status.completion_time == T1
 
 
+def test_search_trials_aggregate_evaluations_device_time_and_the_best_rank() -> None:
+    def found(index: int, metric: float, rank: int, evaluations: int = 50) -> str:
+        return summary(
+            index,
+            metric,
+            protocol="search",
+            rank=rank,
+            hit=rank == 1,
+            evaluations=evaluations,
+            budget=50,
+            targetEvaluations=evaluations,
+            deviceSeconds=2.5,
+        )
+
+    pods = [
+        pod(0, "Succeeded", found(0, 45.0, rank=9)),
+        pod(1, "Succeeded", found(1, 46.5, rank=2)),
+        pod(2, "Failed", "oom", exit_code=137),  # spent nothing it could report
+    ]
+    spec = {"training": {"seeds": 3, "parallelism": 3}, "evaluation": {"budget": 50}}
+    status = compute_status(search(**spec), [job(active=1, succeeded=2, failed=1)], pods, now=T1)
+    assert status.phase == "Running"
+    assert (status.best_trial, status.best_metric, status.best_rank) == (1, 46.5, 2)
+    assert (status.evaluations, status.evaluations_done, status.evaluation_budget) == (
+        "100/150",
+        100,
+        150,
+    )
+    assert status.device_seconds == 5.0
+    assert status.gpu_seconds == 10.0
+    best = status.results[1]
+    assert (best.protocol, best.rank, best.hit, best.evaluations, best.budget) == (
+        "search",
+        2,
+        False,
+        50,
+        50,
+    )
+    body = status.to_patch_dict()  # what `kubectl get ts` reads: bestRank, evaluations
+    assert (body["bestRank"], body["evaluations"], body["evaluationsDone"]) == (2, "100/150", 100)
+    done = compute_status(
+        search(**spec),
+        [job(succeeded=3, condition=("Complete", ""))],
+        [*pods[:2], pod(2, "Succeeded", found(2, 44.0, rank=30))],
+        now=T1,
+    )
+    assert done.evaluations == "150/150"
+    assert done.message == "3 trial(s) done; best 46.5 (rank 2) by trial 1 (arch-1)"
+
+
+def test_paper_trials_count_training_evaluations_against_their_cap() -> None:
+    spec = {
+        "transfer": {"protocol": "paper", "mode": "finetune"},
+        "training": {"seeds": 2, "targetEvaluations": 300},
+    }
+    trained = summary(0, 45.0, protocol="paper", evaluations=280, budget=300)
+    status = compute_status(
+        search(**spec), [job(active=1, succeeded=1)], [pod(0, "Succeeded", trained)], now=T1
+    )
+    assert (status.evaluations, status.best_rank) == ("280/600", None)
+    spec["training"] = {"seeds": 2}  # no cap: the count alone
+    status = compute_status(
+        search(**spec), [job(active=1, succeeded=1)], [pod(0, "Succeeded", trained)], now=T1
+    )
+    assert (status.evaluations, status.evaluation_budget) == ("280", None)
+
+
 def test_gpu_seconds_fall_back_to_wall_time_times_gpus() -> None:
     status = compute_status(
         search(resources={"gpu": 2}, training={"seeds": 2}),
@@ -329,6 +396,22 @@ def test_trial_counters_count_each_trial_once() -> None:
     assert sample(metrics, "transfersearch_operator_trials_started_total") == 5
     assert sample(metrics, "transfersearch_operator_trials_succeeded_total") == 3
     assert sample(metrics, "transfersearch_operator_trials_failed_total") == 1
+
+
+def test_evaluation_and_device_counters_advance_by_what_finished_trials_report() -> None:
+    metrics = OperatorMetrics()
+
+    def status(gen: int, evaluations: int, seconds: float) -> TransferSearchStatus:
+        return TransferSearchStatus.model_validate(
+            {"observedGeneration": gen, "evaluationsDone": evaluations, "deviceSeconds": seconds}
+        )
+
+    steps = [None, status(1, 50, 2.0), status(1, 50, 2.0), status(1, 150, 6.0), status(2, 50, 1.0)]
+    for before, after in itertools.pairwise(steps):
+        assert after is not None
+        metrics.count_trials(before, after)
+    assert sample(metrics, "transfersearch_operator_search_evaluations_total") == 200
+    assert sample(metrics, "transfersearch_operator_search_device_seconds_total") == 7.0
 
 
 def test_searches_by_phase_gauge() -> None:

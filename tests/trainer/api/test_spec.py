@@ -26,7 +26,9 @@ def with_spec(**spec: object) -> dict[str, object]:
 
 def test_defaults() -> None:
     m = parse_manifest(BASE)
-    assert m.spec.transfer.mode == "finetune"
+    assert m.spec.transfer.protocol == "search"
+    assert m.spec.transfer.mode == "online"
+    assert m.spec.evaluation.parallel == 1
     assert m.spec.benchmark.space == "micro"
     assert m.spec.evaluation.budget == 50
     assert m.spec.training.seeds == 1
@@ -49,6 +51,23 @@ INVALID_SPECS: list[tuple[dict[str, object], str]] = [
     ({"resources": {"memory": "lots"}}, "spec.resources.memory"),
     ({"evaluation": {"budget": 1}}, "spec.evaluation.budget"),
     ({"s3": {"bucket": "b1", "accessKey": "x"}}, "spec.s3.accessKey: unknown field"),
+    # protocol search: the budget is all a trial spends on the target (api/rules.py)
+    ({"transfer": {"mode": "finetune"}}, "transfer.mode: .*use transfer.protocol: paper"),
+    ({"transfer": {"mode": "freeze-encoder"}}, "transfer.mode: .*use transfer.protocol: paper"),
+    ({"transfer": {"protocol": "paper"}}, "transfer.mode: online is a search mode"),
+    ({"transfer": {"protocol": "study"}}, "spec.transfer.protocol"),
+    ({"evaluation": {"budget": 10, "parallel": 11}}, "evaluation.parallel cannot exceed"),
+    ({"evaluation": {"parallel": 0}}, "spec.evaluation.parallel"),
+    ({"training": {"targetEvaluations": 100}}, "training.targetEvaluations: .*protocol: paper"),
+    (
+        {"source": {"agent": "auto", "candidates": [{"agent": "runs/a"}]}},
+        "source.agent: auto probes the target",
+    ),
+    ({"source": {"task": "jigsaw"}}, "source.task: pretraining on the target task"),
+    ({"source": {"tasks": ["normal", "jigsaw"]}}, "source.task: pretraining on the target"),
+    ({"source": {"tasks": ["normal", "normal"]}}, "source.tasks: a task is listed twice"),
+    ({"source": {"task": "normal", "tasks": ["normal"]}}, "source.tasks: .*not both"),
+    ({"source": {"task": "all-of-them"}}, "spec.source.task"),
 ]
 
 
@@ -56,6 +75,36 @@ INVALID_SPECS: list[tuple[dict[str, object], str]] = [
 def test_invalid_specs_name_the_field(spec: dict[str, object], message: str) -> None:
     with pytest.raises(TransferSearchError, match=message):
         parse_manifest(with_spec(**spec))
+
+
+def test_multi_source_tasks_and_all_but_target() -> None:
+    m = parse_manifest(with_spec(source={"task": "all-but-target"}))
+    assert m.spec.source.pretrain_tasks("jigsaw") == (
+        "class_object",
+        "class_scene",
+        "room_layout",
+        "segmentsemantic",
+        "normal",
+        "autoencoder",
+    )
+    assert m.spec.source.label("jigsaw") == "all_but_jigsaw"
+    m = parse_manifest(with_spec(source={"tasks": ["normal", "class_scene"]}))
+    assert m.spec.source.label("jigsaw") == "normal_and_class_scene"
+    # any stored agent, a multi-source one included; its task label is the store's
+    uri = "s3://models/team/agents/micro/all_but_jigsaw/" + "ab" * 32
+    assert parse_manifest(with_spec(source={"agent": uri})).spec.source.agent == uri
+
+
+def test_the_paper_protocol_keeps_its_modes_and_training() -> None:
+    for mode in ("scratch", "finetune", "freeze-encoder", "zero-shot"):
+        spec = parse_manifest(
+            with_spec(
+                transfer={"protocol": "paper", "mode": mode},
+                training={"targetEvaluations": 300},
+                source={"task": "jigsaw"},  # on the target itself: the paper may
+            )
+        ).spec
+        assert spec.transfer.mode == mode
 
 
 def test_scratch_needs_no_source() -> None:

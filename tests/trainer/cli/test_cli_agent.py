@@ -152,6 +152,7 @@ def test_run_manifest_end_to_end(tmp_path: Path, data_dir: Path) -> None:
         "apiVersion: transfersearch.io/v1alpha1\nkind: TransferSearch\n"
         "metadata: {name: tiny}\n"
         "spec:\n  source: {task: class_scene, pretrainSteps: 40}\n  target: {task: jigsaw}\n"
+        "  transfer: {protocol: paper, mode: finetune}\n"
         "  training: {steps: 30, targetEvaluations: 300}\n"
         "  evaluation: {budget: 20, searches: 20}\n"
     )
@@ -191,6 +192,44 @@ def test_run_manifest_end_to_end(tmp_path: Path, data_dir: Path) -> None:
     assert json.loads((out / "results.json").read_text())["results"] == report["results"]
 
 
+def test_run_manifest_under_protocol_search(tmp_path: Path, data_dir: Path) -> None:
+    """The product's protocol locally: one search per trial, a scratch search beside it."""
+    spec = (
+        "  source: {tasks: [class_scene, normal], pretrainSteps: 10}\n"
+        "  target: {task: jigsaw}\n  transfer: {mode: online}\n"
+        "  evaluation: {budget: 12, parallel: 2}\n"
+    )
+    (tmp_path / "online.yaml").write_text(
+        "apiVersion: transfersearch.io/v1alpha1\nkind: TransferSearch\n"
+        f"metadata: {{name: online}}\nspec:\n{spec}"
+    )
+    out, cache = tmp_path / "report", tmp_path / "cache"
+    no_curve = hp_flags({**TINY_HP, "eval_interval": 0})  # the search is under test
+    res = cli(
+        "run",
+        str(tmp_path / "online.yaml"),
+        "--out",
+        str(out),
+        "--agents",
+        str(cache),
+        *no_curve,
+        data=data_dir,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "online" in res.stdout
+    assert "scratch" in res.stdout
+    report = json.loads((out / "results.json").read_text())
+    assert report["protocol"] == "search"
+    assert [(s["trial"], s["mode"]) for s in report["searches"]] == [(0, "online"), (0, "scratch")]
+    for search in report["searches"]:
+        assert search["evaluations"] == len({t["arch"] for t in search["trajectory"]}) == 12
+        assert search["best_metric"] == max(t["metric"] for t in search["trajectory"])
+        assert search["rank"] >= 1
+    assert report["source"]["tasks"] == ["class_scene", "normal"]
+    assert report["source"]["uri"].startswith(str(cache))
+    assert report["best"]["best_metric"] == report["searches"][0]["best_metric"]
+
+
 def test_invalid_manifest_names_the_field(tmp_path: Path, data_dir: Path) -> None:
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(
@@ -225,7 +264,7 @@ def test_run_with_source_auto_picks_the_most_similar_candidate(
         "spec:\n"
         "  source:\n    agent: auto\n    candidates:\n"
         f"      - {{agent: {other}}}\n      - {{agent: {source}, task: class_scene}}\n"
-        "  target: {task: class_object}\n  transfer: {mode: zero-shot}\n"
+        "  target: {task: class_object}\n  transfer: {protocol: paper, mode: zero-shot}\n"
         "  evaluation: {budget: 20, searches: 10}\n"
     )
     out = tmp_path / "report"

@@ -1,6 +1,8 @@
 """`transfersearch train --config`: the trainer pod's entry point, as a subprocess, against a real
 S3 API (moto over HTTP): results, the agent store, the termination message, SIGTERM/SIGKILL and
-resume, an S3 outage the trainer rides out, and one it does not.
+resume, an S3 outage the trainer rides out, and one it does not. These trials run the paper
+protocol (training on the target has checkpoints to kill and resume); the product's protocol,
+one search per trial, is tested in test_search_trial.py.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def job(output: str, tmp: Path, source: dict[str, Any], **spec: Any) -> Path:
             "benchmark": {"space": "micro"},
             "source": source,
             "target": {"task": "jigsaw"},
+            "transfer": {"protocol": "paper", "mode": "finetune"},
             "training": {
                 "steps": STEPS,
                 "targetEvaluations": 300,
@@ -172,6 +175,12 @@ def test_train_end_to_end(reference: dict[str, Any], s3_server: str, bucket: str
     assert summary.agent_uri.startswith(f"s3://{bucket}/store/agents/micro/jigsaw/")
     assert summary.results_uri == f"s3://{bucket}/searches/team-a/tiny/trials/0/results.json"
     assert 0 < summary.target_evaluations <= 300
+    assert (summary.protocol, summary.evaluations, summary.budget) == (
+        "paper",
+        summary.target_evaluations,
+        300,
+    )
+    assert (summary.rank, summary.hit) == (None, None)
     assert summary.best_arch
     assert summary.best_metric is not None
     assert summary.regret is not None
@@ -330,7 +339,7 @@ def test_trainer_rides_out_an_s3_outage(flaky_s3: FlakyS3, data_dir: Path, tmp_p
         tmp_path,
         {},
         benchmark={"space": "micro", "data": str(data_dir)},
-        transfer={"mode": "scratch"},
+        transfer={"protocol": "paper", "mode": "scratch"},
     )
     log = tmp_path / "stderr.log"
     with log.open("w") as err:
@@ -368,7 +377,7 @@ def test_s3_gone_for_good_is_a_clear_retryablefailure_summary(
         tmp_path,
         {},
         benchmark={"space": "micro", "data": str(data_dir)},
-        transfer={"mode": "scratch"},
+        transfer={"protocol": "paper", "mode": "scratch"},
     )
     env = trainer_env(f"http://127.0.0.1:{free_port()}", tmp_path, retry_seconds=2)
     res = train(config, env)
@@ -390,7 +399,7 @@ def test_bad_input_is_a_permanentfailure_summary(data_dir: Path, tmp_path: Path)
         tmp_path,
         {},
         benchmark={"space": "micro", "data": str(data_dir)},
-        transfer={"mode": "scratch"},
+        transfer={"protocol": "paper", "mode": "scratch"},
     )
     env = dict(trainer_env("http://127.0.0.1:9", tmp_path), JOB_COMPLETION_INDEX="7")
     res = train(config, env)

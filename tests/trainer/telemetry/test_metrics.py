@@ -51,6 +51,32 @@ def test_counters_advance_by_the_totals_difference_and_never_go_back() -> None:
     assert not any(k.endswith("_created") for k in got)
 
 
+def test_a_search_exports_its_budget_then_its_evaluations_best_rank_and_time() -> None:
+    m = TrainerMetrics()
+    m.start_search(LABELS, budget=50, device="cpu")
+    got = scrape(m)
+    assert got["transfersearch_search_budget"] == 50
+    assert got["transfersearch_search_evaluations_total"] == 0
+    assert got["transfersearch_trainer_running"] == 1
+    assert got["transfersearch_gpu_seconds_total{gpu_model=none}"] == 0
+    report = {
+        "evaluations": 50,
+        "best_metric": 46.5,
+        "rank": 3,
+        "device": "cpu",
+        "device_seconds": 1.5,
+        "gpu_seconds": 0.0,
+    }
+    m.record_search(LABELS, report)
+    m.record_search(LABELS, report)  # reported twice (a rerun): counted once
+    got = scrape(m)
+    assert got["transfersearch_search_evaluations_total"] == 50
+    assert got["transfersearch_search_best_metric"] == 46.5
+    assert got["transfersearch_search_rank"] == 3
+    assert got["transfersearch_device_seconds_total{device=cpu}"] == 1.5
+    assert got["transfersearch_trainer_running"] == 0
+
+
 def test_drift_reference_is_the_best_regret_so_far() -> None:
     m = TrainerMetrics()
     for regret in (0.6, 0.3, 0.5):

@@ -19,7 +19,7 @@ spec:
   benchmark: {space: micro}
   source: {task: class_scene, pretrainSteps: 80}
   target: {task: class_object}
-  transfer: {mode: finetune}
+  transfer: {protocol: paper, mode: finetune}
   training: {steps: 60, targetEvaluations: 400, seed: 0}
   evaluation: {budget: 12, searches: 12}
   resources: {cpu: "1"}

@@ -15,14 +15,11 @@ from typing import Annotated, NoReturn
 
 from pydantic import AfterValidator, Field, ValidationError
 
+from transfersearch_trainer.api.base import _Model
 from transfersearch_trainer.api.errors import TransferSearchError, redact
 from transfersearch_trainer.api.fields import UrlOrPath
 from transfersearch_trainer.api.safeyaml import read_input
-from transfersearch_trainer.api.spec import (
-    TransferSearchSpec,
-    _Model,
-    format_validation_error,
-)
+from transfersearch_trainer.api.spec import TransferSearchSpec, format_validation_error
 
 TERMINATION_LOG = "/dev/termination-log"
 MAX_TERMINATION_BYTES = 4096  # the kubelet truncates termination messages beyond this
@@ -77,15 +74,29 @@ Redacted = Annotated[str, AfterValidator(redact)]
 
 
 class TrialSummary(_Model):
-    """One trial's result, small enough for a termination message."""
+    """One trial's result, small enough for a termination message.
+
+    Under protocol search the trial is one search: `best_metric` is the best it found,
+    `evaluations` its distinct target evaluations (of `budget`), `rank` and `hit` where
+    that best stands in the benchmark's table (1 = the optimum). Under protocol paper
+    `best_metric` is the mean best of the evaluation searches and `evaluations` the
+    distinct target architectures queried in training (`budget`: the cap, 0 if none).
+    """
 
     trial: int
     seed: int
     status: str = Field(description="Succeeded or Failed.")
     reason: Redacted | None = None
+    protocol: str | None = Field(None, description="search or paper.")
     best_arch: str | None = None
-    best_metric: float | None = Field(None, description="Mean best-found metric of the evaluation.")
+    best_metric: float | None = Field(
+        None, description="search: the best found; paper: mean best-found of the evaluation."
+    )
     regret: float | None = None
+    rank: int | None = Field(None, description="The best found's rank in the table (1: optimum).")
+    hit: bool | None = Field(None, description="Whether the search found the optimum.")
+    evaluations: int = Field(0, description="Distinct target evaluations spent.")
+    budget: int = Field(0, description="The target evaluations allowed (0: no cap).")
     device_seconds: float = 0.0
     gpu_seconds: float = 0.0
     target_evaluations: int = 0

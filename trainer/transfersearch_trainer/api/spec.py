@@ -19,29 +19,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from transfersearch_trainer.api.base import _Model, _Spec
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.fields import (
     _NO_USERINFO_RULE,
-    _S3_AGENT_RULE,
-    DIGEST_PATTERN,
     MAX_URL_LENGTH,
     NAME_PATTERN,
-    AgentLocation,
     Quantity,
     UrlOrPath,
 )
 from transfersearch_trainer.api.messages import describe, echo
+from transfersearch_trainer.api.rules import SPEC_RULES, broken_rule
 from transfersearch_trainer.api.safeyaml import load_documents, read_input
-from transfersearch_trainer.api.tasks import TASKS
+from transfersearch_trainer.api.source import Source
+from transfersearch_trainer.api.tasks import TaskName
 
 API_GROUP = "transfersearch.io"
 API_VERSION = "v1alpha1"
@@ -49,45 +43,16 @@ KIND = "TransferSearch"
 PLURAL = "transfersearches"
 SHORT_NAME = "ts"
 
-TaskName = Literal[
-    "class_object",
-    "class_scene",
-    "jigsaw",
-    "room_layout",
-    "segmentsemantic",
-    "normal",
-    "autoencoder",
-]
-assert set(TaskName.__args__) == set(TASKS)  # type: ignore[attr-defined]
-TransferMode = Literal["scratch", "finetune", "freeze-encoder", "zero-shot"]
+
+TransferMode = Literal["online", "zero-shot", "scratch", "finetune", "freeze-encoder"]
 TRANSFER_MODES: tuple[str, ...] = TransferMode.__args__  # type: ignore[attr-defined]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-    )
-
-
-class _Spec(_Model):
-    """A part of the manifest: validated as the API server validates it with the CRD.
-
-    Strict, because the schema is: "100", 100.0 and true are not integers there, so
-    they cannot be here, or `transfersearch run` would run what `kubectl apply` refuses.
-    Null is unset, because the API server prunes nulls before defaulting.
-    """
-
-    model_config = ConfigDict(strict=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_unset(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
+Protocol = Literal["search", "paper"]
+PROTOCOLS: tuple[str, ...] = Protocol.__args__  # type: ignore[attr-defined]
+# What each protocol runs: the product's one honest search, or the paper's study protocol.
+PROTOCOL_MODES: dict[str, tuple[str, ...]] = {
+    "search": ("online", "zero-shot", "scratch"),
+    "paper": ("scratch", "finetune", "freeze-encoder", "zero-shot"),
+}
 
 
 class BenchmarkRef(_Spec):
@@ -106,77 +71,6 @@ class BenchmarkRef(_Spec):
     )
 
 
-class SourceCandidate(_Spec):
-    """One pretrained agent that `agent: auto` may choose."""
-
-    agent: AgentLocation = Field(
-        max_length=1024,
-        description="Agent folder: s3:// agent-store URI or path.",
-        json_schema_extra={"x-kubernetes-validations": [_NO_USERINFO_RULE, _S3_AGENT_RULE]},
-    )
-    digest: str | None = Field(
-        None, pattern=DIGEST_PATTERN, description="sha256:<hex> of the weights."
-    )
-    task: TaskName | None = Field(None, description="The task the agent was trained on.")
-
-
-class Source(_Spec):
-    """The pretrained agent to transfer from, or how to make one."""
-
-    # The CRD's CEL mirror of _auto_needs_candidates, so the API server refuses it too.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!has(self.agent) || self.agent != 'auto' || "
-                    "(has(self.candidates) && size(self.candidates) > 0)",
-                    "message": "source.agent is 'auto': list the agents to choose from "
-                    "in source.candidates",
-                    "fieldPath": ".candidates",
-                },
-                {
-                    "rule": "!has(self.candidates) || size(self.candidates) == 0 || "
-                    "(has(self.agent) && self.agent == 'auto')",
-                    "message": "source.candidates is only used with source.agent: auto",
-                    "fieldPath": ".candidates",
-                },
-            ]
-        }
-    )
-
-    task: TaskName | None = Field(
-        None, description="Source task; an agent is pretrained on it when `agent` is not given."
-    )
-    agent: AgentLocation | None = Field(
-        None,
-        max_length=1024,
-        description="Pretrained agent: s3:// agent-store URI or path of its folder, or 'auto' "
-        "to pick among `candidates` by task similarity.",
-        json_schema_extra={"x-kubernetes-validations": [_NO_USERINFO_RULE, _S3_AGENT_RULE]},
-    )
-    digest: str | None = Field(
-        None, pattern=DIGEST_PATTERN, description="Expected sha256 of the weights."
-    )
-    candidates: list[SourceCandidate] = Field(
-        default_factory=list,
-        max_length=32,
-        description="Agents to choose from when agent is 'auto'.",
-    )
-    pretrain_steps: int = Field(
-        20000, ge=0, le=10_000_000, description="Learner steps when pretraining the source here."
-    )
-
-    @model_validator(mode="after")
-    def _auto_needs_candidates(self) -> Source:
-        if self.agent == "auto" and not self.candidates:
-            raise ValueError(
-                "source.agent is 'auto': list the agents to choose from in source.candidates"
-            )
-        if self.candidates and self.agent != "auto":
-            raise ValueError("source.candidates is only used with source.agent: auto")
-        return self
-
-
 class Target(_Spec):
     """What the search is for."""
 
@@ -184,25 +78,43 @@ class Target(_Spec):
 
 
 class Transfer(_Spec):
-    """How the source agent's weights are reused on the target task."""
+    """How the source agent is reused on the target task, and under which protocol."""
 
+    protocol: Protocol = Field(
+        "search",
+        description="search (the product): one search per trial on the target, whose "
+        "evaluation.budget distinct evaluations are all the target costs; paper: the paper's "
+        "study protocol (train on the target with free benchmark queries, then evaluation "
+        "searches).",
+    )
     mode: TransferMode = Field(
-        "finetune",
-        description="scratch: no source; finetune: all weights start from the source; "
-        "freeze-encoder: only the Q head trains; zero-shot: the source policy as is.",
+        "online",
+        description="Under search: online (the source agent learns during the search), "
+        "zero-shot (the source policy as is), scratch (an untrained agent learning online). "
+        "Under paper: scratch, finetune (all weights start from the source), freeze-encoder "
+        "(only the Q head trains), zero-shot.",
     )
 
 
 class Training(_Spec):
-    """The agent's training on the target task, split into independent trials."""
+    """Independent trials (seeds); under protocol paper also the training on the target.
 
-    steps: int = Field(5000, ge=0, le=10_000_000, description="Learner steps on the target task.")
+    `steps` and `targetEvaluations` are the paper protocol's training on the target;
+    under protocol search there is none (`steps` is ignored, `targetEvaluations` refused).
+    """
+
+    steps: int = Field(
+        5000,
+        ge=0,
+        le=10_000_000,
+        description="Protocol paper: learner steps on the target task (ignored under search).",
+    )
     target_evaluations: int | None = Field(
         None,
         ge=0,
         le=10_000_000,
-        description="Cap on distinct target-task architectures queried in training "
-        "(in real life each one is a network trained); unset: no cap.",
+        description="Protocol paper: cap on distinct target-task architectures queried in "
+        "training (in real life each one is a network trained); unset: no cap.",
     )
     seeds: int = Field(1, ge=1, le=64, description="Independent trials (one Job index each).")
     parallelism: int = Field(1, ge=1, le=64, description="Trials run at once.")
@@ -213,11 +125,27 @@ class Training(_Spec):
 
 
 class Evaluation(_Spec):
-    """How the trained agent is scored: greedy searches at a fixed budget."""
+    """The search's budget; under protocol paper, how the trained agent is scored."""
 
-    budget: int = Field(50, ge=2, le=3256, description="Evaluations per search.")
+    budget: int = Field(
+        50,
+        ge=2,
+        le=3256,
+        description="Distinct target evaluations per search (under search: all a trial spends "
+        "on the target).",
+    )
+    parallel: int = Field(
+        1,
+        ge=1,
+        le=3256,
+        description="Protocol search: evaluations proposed at once (at most budget).",
+    )
     searches: int = Field(
-        200, ge=1, le=100_000, description="Independent searches from random starts."
+        200,
+        ge=1,
+        le=100_000,
+        description="Protocol paper: independent searches from random starts (ignored under "
+        "search: one search per trial).",
     )
     seed: int = Field(
         1_000_000,
@@ -293,24 +221,9 @@ class Alerts(_Spec):
 class TransferSearchSpec(_Spec):
     """A transfer search: which agent, which target, how to train and score, and where."""
 
-    # CEL mirrors of _source_for_mode, so the API server refuses these before the operator.
+    # The CEL form of each rule (`rules`), so the API server refuses what `_rules` refuses.
     model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.training.parallelism <= self.training.seeds",
-                    "message": "training.parallelism cannot exceed training.seeds",
-                    "fieldPath": ".training.parallelism",
-                },
-                {
-                    "rule": "self.transfer.mode == 'scratch' || has(self.source.agent) || "
-                    "has(self.source.task)",
-                    "message": "transfer.mode is not scratch: give source.agent (a pretrained "
-                    "agent) or source.task (pretrain one), or use mode scratch",
-                    "fieldPath": ".source",
-                },
-            ]
-        }
+        json_schema_extra={"x-kubernetes-validations": [r.to_cel() for r in SPEC_RULES]}
     )
 
     benchmark: BenchmarkRef = Field(default_factory=BenchmarkRef)
@@ -326,14 +239,10 @@ class TransferSearchSpec(_Spec):
     alerts: Alerts = Field(default_factory=Alerts)
 
     @model_validator(mode="after")
-    def _source_for_mode(self) -> TransferSearchSpec:
-        if self.transfer.mode != "scratch" and not (self.source.agent or self.source.task):
-            raise ValueError(
-                f"transfer.mode is {self.transfer.mode}: give source.agent (a pretrained agent) "
-                "or source.task (pretrain one), or use mode scratch"
-            )
-        if self.training.parallelism > self.training.seeds:
-            raise ValueError("training.parallelism cannot exceed training.seeds")
+    def _rules(self) -> TransferSearchSpec:
+        broken = broken_rule(self)
+        if broken is not None:
+            raise ValueError(broken.message)
         return self
 
 

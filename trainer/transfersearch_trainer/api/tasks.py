@@ -37,6 +37,17 @@ TASK_INFO: dict[str, TaskInfo] = {
 }
 TASKS: tuple[str, ...] = tuple(TASK_INFO)
 
+TaskName = Literal[
+    "class_object",
+    "class_scene",
+    "jigsaw",
+    "room_layout",
+    "segmentsemantic",
+    "normal",
+    "autoencoder",
+]
+assert set(TaskName.__args__) == set(TASKS)  # type: ignore[attr-defined]
+
 
 def check_task(task: str, field: str = "task") -> str:
     """Return `task` if it is a benchmark task, else raise an error listing the valid names."""

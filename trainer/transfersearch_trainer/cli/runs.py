@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.table import Table
 
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import S3Settings, format_validation_error, load_manifest
@@ -25,7 +26,7 @@ from transfersearch_trainer.cli.common import (
     hyperparameters,
     print_results,
 )
-from transfersearch_trainer.search.stats import Summary
+from transfersearch_trainer.search.stats import Summary, fmt
 
 
 def run(
@@ -91,6 +92,9 @@ def run(
     if json_out:
         print(json.dumps(report))
         return
+    if report.get("protocol") == "search":
+        print_searches(report, out_dir)
+        return
     results = [
         MethodResult(
             r["method"],
@@ -113,6 +117,30 @@ def run(
     console.print(
         f"report: {out_dir}/ (results.json, curves.csv, learning_curves.png, "
         f"comparison.png, agents/); {report['wall_seconds']:.0f} s on {report['device']}"
+    )
+
+
+def print_searches(report: dict[str, Any], out_dir: Path) -> None:
+    """Protocol search: one row per search (each trial's, and its scratch reference)."""
+    table = Table(
+        title=f"{report['search']}: {report['mode']} search on {report['target_task']}, "
+        f"budget {report['budget']}"
+    )
+    for col in ("trial", "mode", "evaluations", "best found", "architecture", "rank", "regret"):
+        table.add_column(col, justify="left" if col in ("mode", "architecture") else "right")
+    for r in report["searches"]:
+        table.add_row(
+            str(r["trial"]),
+            r["mode"],
+            str(r["evaluations"]),
+            fmt(r["best_metric"]),
+            r["best_arch"],
+            str(r["rank"]),
+            fmt(r["regret"]),
+        )
+    console.print(table)
+    console.print(
+        f"report: {out_dir}/results.json; {report['wall_seconds']:.0f} s on {report['device']}"
     )
 
 

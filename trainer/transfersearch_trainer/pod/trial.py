@@ -1,9 +1,11 @@
 """One trial of a TransferSearch in a pod: the steps of `workflow`, with checkpoints and S3.
 
-Get the source agent (pull it from the store, or pretrain it on spec.source.task,
-reusing a source another trial of the search already pushed), make and train the target
-agent with checkpoints, evaluate it against the baselines, push the agent to the store
-and the details to the output:
+Get the source agent (pull it from the store, or pretrain it on spec.source.task or
+tasks, reusing a source another trial of the search already pushed). Under protocol
+search (the product) the trial is then one search on the target (see `pod.search`).
+Under protocol paper it makes and trains the target agent with checkpoints, evaluates
+it against the baselines, and pushes the agent to the store. The details go to the
+output:
 
     <output>/trials/<i>/checkpoints/{pretrain,target}/...   (see `agent.checkpoint`)
     <output>/trials/<i>/results.json                       everything about the trial
@@ -34,11 +36,13 @@ from transfersearch_trainer.agent.transfer import target_hyperparameters
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.jobconfig import JobConfig, TrialSummary
 from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.pod.search import search_trial
 from transfersearch_trainer.store.agents import AgentStore, parse_agent_uri
 from transfersearch_trainer.store.blobs import Blobs, open_blobs
 from transfersearch_trainer.telemetry.hooks import final_regret, metric_hooks
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
 from transfersearch_trainer.workflow.report import search_report
+from transfersearch_trainer.workflow.searcher import Searcher
 from transfersearch_trainer.workflow.source import pretrain, source_agent, source_cache_key
 from transfersearch_trainer.workflow.target import (
     TargetRun,
@@ -112,9 +116,11 @@ class Trial:
             "space": self.spec.benchmark.space,
         }
         self.pretrain_seconds = (0.0, 0.0)  # device, GPU seconds spent pretraining here
+        self.source_uri: str | None = None  # where the source pretrained by this search is
+        self.pretrained_here = False  # whether this pod pretrained it (and paid for it)
 
     def _checkpointer(self, phase: str, fingerprint: dict[str, Any]) -> Checkpointer:
-        labels = self._labels(fingerprint["task"], fingerprint.get("mode", "pretrain"))
+        labels = self.labels(fingerprint["task"], fingerprint.get("mode", "pretrain"))
         metrics = self.metrics
         return Checkpointer(
             self.out,
@@ -125,7 +131,7 @@ class Trial:
             on_saved=None if metrics is None else lambda _: metrics.record_checkpoint(labels),
         )
 
-    def _labels(self, task: str, mode: str) -> MetricLabels:
+    def labels(self, task: str, mode: str) -> MetricLabels:
         return MetricLabels(
             search=self.config.search,
             namespace=self.config.namespace,
@@ -138,7 +144,7 @@ class Trial:
         """Checkpointer first: the metrics hook then sees the restored state as its zero."""
         return [
             checkpointer,
-            *metric_hooks(self.metrics, self._labels(task, mode), self.spec.alerts),
+            *metric_hooks(self.metrics, self.labels(task, mode), self.spec.alerts),
         ]
 
     def finished(self) -> TrialSummary | None:
@@ -159,8 +165,30 @@ class Trial:
         hp = Hyperparameters().with_overrides(self.config.hyperparameters, "hyperparameters.")
         bench = load_benchmark(spec.benchmark.data, spec.benchmark.space)
         ws = Workspace(bench, pick_device(), hp, self.reporter)
-        source = source_agent(spec, ws, lambda task, steps: self.pretrained(ws, task, steps))
+        source = source_agent(
+            spec, ws, lambda task, steps, tasks: self.pretrained(ws, task, steps, tasks)
+        )
         mode = spec.transfer.mode
+        if spec.transfer.protocol == "search":
+            searcher = Searcher(
+                source,
+                self.source_uri or spec.source.agent,
+                pretrained_here=self.pretrained_here,
+            )
+            return search_trial(
+                ws,
+                spec,
+                searcher,
+                seed=self.seed,
+                identity=self.identity,
+                out=self.out,
+                prefix=self.prefix,
+                pretrain_seconds=self.pretrain_seconds,
+                metrics=self.metrics,
+                labels=self.labels(spec.target.task, mode),
+                extra={"torch_threads": threads},
+                started=started,
+            )
         run = TargetRun(
             mode=mode,
             target=spec.target.task,
@@ -181,10 +209,10 @@ class Trial:
         if self.metrics is not None and mode != "scratch":
             reference = self.scratch_reference(run.target, hp)
             if reference is not None:
-                self.metrics.set_scratch_reference(self._labels(run.target, mode), reference)
+                self.metrics.set_scratch_reference(self.labels(run.target, mode), reference)
         hooks = self._hooks(checkpointer, run.target, mode)
         agent = train_target(ws, run, source, evaluator, hooks)
-        export_untrained(self.metrics, self._labels(run.target, mode), agent, evaluator)
+        export_untrained(self.metrics, self.labels(run.target, mode), agent, evaluator)
         source_task = source.task if source is not None else spec.source.task
         results = evaluate_agents(ws, spec, {mode: agent}, source_task)
         report = {
@@ -211,16 +239,20 @@ class Trial:
         report["wall_seconds"] = time.perf_counter() - started
         results_key = f"{self.prefix}/results.json"
         self.out.put(results_key, json.dumps(report, indent=2).encode())
+        evaluations = training_cost(agent, self.spec.target.task)[0]
         summary = TrialSummary(
             trial=self.trial,
             seed=self.seed,
             status="Succeeded",
+            protocol="paper",
             best_arch=mine.best_arch,
             best_metric=mine.summary.mean,
             regret=mine.summary.regret,
             device_seconds=float(training.get("device_seconds", 0.0)) + self.pretrain_seconds[0],
             gpu_seconds=float(training.get("gpu_seconds", 0.0)) + self.pretrain_seconds[1],
-            target_evaluations=training_cost(agent, self.spec.target.task)[0],
+            target_evaluations=evaluations,
+            evaluations=evaluations,
+            budget=self.spec.training.target_evaluations or 0,
             agent_uri=stored.uri,
             agent_digest=f"sha256:{stored.weights_digest}",
             results_uri=self.out.uri(results_key),
@@ -268,8 +300,11 @@ class Trial:
             log.warning("no scratch reference for the negative-transfer alert: %s", err)
         return None
 
-    def pretrained(self, ws: Workspace, task: str, steps: int) -> Agent:
-        """The source agent pretrained on `task`: one a trial of this search pushed, or train it."""
+    def pretrained(
+        self, ws: Workspace, task: str, steps: int, tasks: tuple[str, ...] = ()
+    ) -> Agent:
+        """The source agent pretrained on `task` (or the multi-source `tasks`, labelled `task`):
+        one a trial of this search pushed, or train it."""
         seed = self.spec.training.seed
         key = f"sources/{source_cache_key(ws.bench.space.name, task, steps, seed, ws.hp)}.json"
         raw = self.out.get(key)
@@ -281,13 +316,20 @@ class Trial:
             folder = AgentStore(ref.root).pull(ref, weights_digest=data.get("weights_digest"))
             agent = load_agent(folder, ws.bench.space.name)
             log.info("reusing the %s source agent pretrained by this search: %s", task, ref.digest)
+            self.source_uri = str(data["uri"])
             return agent
         checkpointer = self._checkpointer(
             "pretrain",
-            {"task": task, "seed": seed, "steps": steps, "hyperparameters": ws.hp.to_dict()},
+            {
+                "task": task,
+                "seed": seed,
+                "steps": steps,
+                "hyperparameters": ws.hp.to_dict(),
+                **({"tasks": list(tasks)} if tasks else {}),
+            },
         )
         hooks = self._hooks(checkpointer, task, "pretrain")
-        agent = pretrain(ws, task, steps, seed, hooks=hooks)
+        agent = pretrain(ws, task, steps, seed, hooks=hooks, tasks=tasks)
         self.pretrain_seconds = (
             float(agent.training.get("device_seconds", 0.0)),
             float(agent.training.get("gpu_seconds", 0.0)),
@@ -296,5 +338,6 @@ class Trial:
             save_agent(agent, tmp)
             stored = self.store.push(tmp)
         self.out.put(key, json.dumps(stored.to_dict(), indent=2).encode())
+        self.source_uri, self.pretrained_here = stored.uri, True
         log.info("source agent pretrained on %s pushed to %s", task, stored.uri)
         return agent

@@ -130,6 +130,31 @@ class TrainerMetrics:
             LABELS,
             registry=r,
         )
+        self.search_evaluations = Counter(
+            "transfersearch_search_evaluations",
+            "Distinct target architectures evaluated by the trial's search (protocol search; "
+            "in real life each one is a network trained).",
+            LABELS,
+            registry=r,
+        )
+        self.search_budget = Gauge(
+            "transfersearch_search_budget",
+            "Distinct target evaluations the trial's search may spend (spec.evaluation.budget).",
+            LABELS,
+            registry=r,
+        )
+        self.search_best_metric = Gauge(
+            "transfersearch_search_best_metric",
+            "Best metric the trial's search found on the target, in the task's units.",
+            LABELS,
+            registry=r,
+        )
+        self.search_rank = Gauge(
+            "transfersearch_search_rank",
+            "Rank of the search's best in the benchmark table (1 = the optimum).",
+            LABELS,
+            registry=r,
+        )
         self.running = Gauge(
             "transfersearch_trainer_running",
             "1 while the learner is training, else 0.",
@@ -194,6 +219,32 @@ class TrainerMetrics:
         self.gpu_seconds.labels(
             *lab.values(), (gpu_model or "unknown") if kind == "cuda" else "none"
         )
+
+    def start_search(self, labels: MetricLabels, budget: int, device: str) -> None:
+        """A search starts: its budget, its evaluations at 0 and its device series exist."""
+        lab = labels.as_dict()
+        self.search_budget.labels(**lab).set(budget)
+        self.search_evaluations.labels(**lab)
+        self.init_device(labels, device, gpu_model() if device.startswith("cuda") else "")
+        self.set_running(labels, True)
+
+    def record_search(self, labels: MetricLabels, report: dict[str, Any]) -> None:
+        """A search ended (a `run_search` report): its evaluations, best, rank and time.
+
+        Exported once at the end: `run_search` evaluates inside itself, and a search
+        on a table takes seconds, so a per-evaluation series would add nothing.
+        """
+        lab = labels.as_dict()
+        self._advance(self.search_evaluations, lab, int(report["evaluations"]))
+        self.search_best_metric.labels(**lab).set(float(report["best_metric"]))
+        self.search_rank.labels(**lab).set(int(report["rank"]))
+        device = str(report.get("device") or "cpu")
+        kind = "cuda" if device.startswith("cuda") else device
+        self._advance(self.device_seconds, lab, float(report["device_seconds"]), kind)
+        if kind == "cuda":
+            model = gpu_model() or "unknown"
+            self._advance(self.gpu_seconds, lab, float(report["gpu_seconds"]), model)
+        self.set_running(labels, False)
 
     def record_reward(self, labels: MetricLabels, mean_return: float) -> None:
         if mean_return == mean_return:  # not NaN

@@ -1,6 +1,7 @@
 """`transfersearch run`: one TransferSearch manifest, run in-process from start to finish.
 
-The same work a trainer Job does in the cluster, with the same steps (`source`,
+Under protocol search, one search per trial (see `local_search`). Under protocol
+paper, the same work a trainer Job does in the cluster, with the same steps (`source`,
 `target`): get the source agent (load it, or pretrain one on the source task and keep
 it in a local agent cache), make the target agent by the transfer mode, train it on
 the target within the manifest's budget of target evaluations, then evaluate it
@@ -27,6 +28,7 @@ from transfersearch_trainer.api.spec import TransferSearchManifest
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.telemetry.hooks import final_regret, metric_hooks
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
+from transfersearch_trainer.workflow.local_search import run_searches
 from transfersearch_trainer.workflow.plots import plot_comparison, plot_curves, write_curves_csv
 from transfersearch_trainer.workflow.report import search_report
 from transfersearch_trainer.workflow.source import pretrained_source, source_agent
@@ -89,14 +91,16 @@ def run_manifest(
     ws = Workspace(
         bench, pick_device(opts.device), opts.hp or Hyperparameters(), reporter or QuietReporter()
     )
+    if spec.transfer.protocol == "search":
+        return run_searches(manifest, ws, opts, threads)
     target = spec.target.task
     opts.out.mkdir(parents=True, exist_ok=True)
     cache = opts.agents_dir or opts.out.parent / "agents"
     seed = spec.training.seed
 
-    def pretrained(task: str, steps: int) -> Agent:
+    def pretrained(task: str, steps: int, tasks: tuple[str, ...]) -> Agent:
         hooks = instrument(opts.metrics, manifest, task, "pretrain", 0)
-        return pretrained_source(ws, task, steps, seed, cache, hooks)
+        return pretrained_source(ws, task, steps, seed, cache, hooks, tasks)
 
     source = source_agent(spec, ws, pretrained)
     source_task = source.task if source is not None else spec.source.task

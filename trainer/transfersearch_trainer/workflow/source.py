@@ -18,11 +18,14 @@ from transfersearch_trainer.agent.qnet import QNetwork
 from transfersearch_trainer.agent.transfer import agent_run, fit
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import TransferSearchSpec
+from transfersearch_trainer.api.tasks import tasks_label
 from transfersearch_trainer.search.similarity import choose_source
 from transfersearch_trainer.store.agents import fetch_agent, parse_agent_uri
 from transfersearch_trainer.workflow.workspace import Workspace
 
-Pretrained = Callable[[str, int], Agent]  # (task, steps) -> the agent pretrained on it
+# (task label, steps, tasks) -> the agent pretrained on it; tasks: () for one source task,
+# else the multi-source agent's tasks (the label is then e.g. all_but_jigsaw, see tasks_label)
+Pretrained = Callable[[str, int, tuple[str, ...]], Agent]
 
 
 def pretrain(
@@ -78,14 +81,17 @@ def pretrained_source(
     seed: int,
     cache: Path,
     hooks: Sequence[LearnerHooks] = (),
+    tasks: tuple[str, ...] = (),
 ) -> Agent:
-    """The agent pretrained on `task` with these settings: from the cache, or trained and cached."""
+    """The agent pretrained on `task` with these settings: from the cache, or trained and cached.
+
+    A multi-source agent (`tasks`) is cached under its label, which names its tasks."""
     folder = cache / source_cache_key(ws.bench.space.name, task, steps, seed, ws.hp)
     if (folder / "agent.json").is_file():
         agent = load_agent(folder, ws.bench.space.name)
         ws.reporter.log(f"reusing the pretrained {task} agent in {folder}")
         return agent
-    agent = pretrain(ws, task, steps, seed, hooks=hooks)
+    agent = pretrain(ws, task, steps, seed, hooks=hooks, tasks=tasks)
     save_agent(agent, folder)
     ws.reporter.log(f"pretrained source agent saved to {folder} (sha256 {agent.digest})")
     return agent
@@ -103,8 +109,9 @@ def source_agent(spec: TransferSearchSpec, ws: Workspace, pretrained: Pretrained
         agent = load_agent(folder, spec.benchmark.space, source.digest)
         ws.reporter.log(f"source agent {source.agent} (task {agent.task}, sha256 {agent.digest})")
         return agent
-    assert source.task is not None  # the spec model guarantees agent or task for non-scratch modes
-    return pretrained(source.task, source.pretrain_steps)
+    tasks = source.pretrain_tasks(spec.target.task)
+    assert tasks  # the spec model guarantees agent, task or tasks for non-scratch modes
+    return pretrained(tasks_label(tasks), source.pretrain_steps, tasks if len(tasks) > 1 else ())
 
 
 def auto_source(spec: TransferSearchSpec, ws: Workspace) -> Agent:

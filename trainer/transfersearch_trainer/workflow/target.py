@@ -17,6 +17,7 @@ from transfersearch_trainer.agent.transfer import (
     target_hyperparameters,
 )
 from transfersearch_trainer.api.spec import TransferSearchSpec
+from transfersearch_trainer.api.tasks import TASKS
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
 from transfersearch_trainer.workflow.workspace import Workspace
 
@@ -97,7 +98,8 @@ def evaluate_agents(
             evaluation.seed,
             {name: (a.net, *training_cost(a, target)) for name, a in agents.items()},
             ws.device,
-            source_task=source_task if evaluation.source_top_k else None,
+            # a multi-source agent's label (all_but_jigsaw) has no top-k of its own
+            source_task=source_task if evaluation.source_top_k and source_task in TASKS else None,
             progress=lambda n: tick(n, {}),
         )
     for r in results:
