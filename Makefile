@@ -68,9 +68,11 @@ bench: install
 	$(BIN)/transfersearch bench env --space micro --task class_object
 	$(BIN)/transfersearch bench env --space macro --task class_object
 	$(BIN)/transfersearch bench learner --space micro --task class_scene --updates 1000
+	$(BIN)/transfersearch bench learner --space macro --task class_scene --updates 1000
 	$(BIN)/transfersearch bench metrics --space micro --task class_scene --updates 600 --rounds 3
 	$(BIN)/transfersearch bench checkpoint --space micro --task class_scene
 	$(BIN)/transfersearch bench search --space micro --task class_object --budget 100
+	$(BIN)/transfersearch bench quality --space micro --source class_scene --target class_object
 
 # The transfer study (issue 4): the 4-task micro matrix with 3 seeds, about an hour on 2 cores.
 # Resumable: rerun the same command after an interruption. More: make reproduce-full WORKERS=16

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +163,8 @@ def test_a_pretrained_agent_starts_at_its_sources_best_and_never_at_the_targets(
     request = SearchRequest("jigsaw", 20, "zero-shot", seed=1, parallel=3)
     starts, info = search_starts(bench, request, agent)
     order = SearchContext.from_benchmark(bench, "jigsaw", sources).order
-    assert starts is not None and starts.tolist() == order[:3].tolist()
+    assert starts is not None
+    assert starts.tolist() == order[:3].tolist()
     assert info == {"start": "prior", "sources": sources}
     report = run_agent_search(bench, request, agent)
     assert {report["trajectory"][i]["arch"] for i in range(3)} == {

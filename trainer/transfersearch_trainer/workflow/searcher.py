@@ -1,20 +1,18 @@
 """One search of a manifest's target with an agent in hand (protocol search).
 
-`workflow.search.run_search` takes an agent *location*; the trial pod and
-`transfersearch run` hold an `Agent` (pulled, or pretrained moments ago), so this
-saves it to a temporary folder, runs the search, and names the agent in the report
-by where it really lives (its store URI or folder), not by the temporary copy.
+The trial pod and `transfersearch run` hold an `Agent` (pulled, or pretrained moments
+ago): this runs `workflow.search.run_agent_search` with it and names the agent in the
+report by where it really lives (its store URI or folder).
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from transfersearch_trainer.agent.artifact import Agent, save_agent
+from transfersearch_trainer.agent.artifact import Agent
 from transfersearch_trainer.api.spec import TransferSearchSpec
-from transfersearch_trainer.workflow.search import SearchRequest, run_search
+from transfersearch_trainer.workflow.search import SearchRequest, run_agent_search
 from transfersearch_trainer.workflow.workspace import Workspace
 
 
@@ -46,29 +44,26 @@ def search_once(
     seed: int,
     mode: str | None = None,
 ) -> dict[str, Any]:
-    """One `run_search` with this agent; its report, the agent named by where it lives.
+    """One search with this agent; its report, the agent named by where it lives.
 
-    `run_search` takes an agent location, so the agent in hand is saved to a temporary
-    folder first (for scratch an untrained agent with the workspace's hyperparameters:
-    run_search keeps only its shape). `mode` overrides spec.transfer.mode (the local
-    run's scratch reference).
+    For scratch the searcher is an untrained agent of the same shape (the workspace's
+    hyperparameters when there is no agent). `mode` overrides spec.transfer.mode (the
+    local run's scratch reference).
     """
     mode = mode or spec.transfer.mode
-    agent = searcher.agent or Agent.new(ws.bench.space, ws.hp, seed)
-    with tempfile.TemporaryDirectory(prefix="transfersearch-searcher-") as folder:
-        digest = save_agent(agent, folder)
-        request = SearchRequest(
-            task=spec.target.task,
-            budget=spec.evaluation.budget,
-            mode=mode,
-            seed=seed,
-            parallel=spec.evaluation.parallel,
-            agent=folder,
-            digest=digest,
-            device=str(ws.device),
-        )
-        with ws.reporter.task(f"{mode} search on {spec.target.task}", 1) as tick:
-            report = run_search(ws.bench, request)
-            tick(1, {"best": report["best_metric"], "rank": report["rank"]})
+    agent = searcher.agent
+    if agent is None or mode == "scratch":
+        agent = Agent.new(ws.bench.space, agent.hp if agent is not None else ws.hp, seed)
+    request = SearchRequest(
+        task=spec.target.task,
+        budget=spec.evaluation.budget,
+        mode=mode,
+        seed=seed,
+        parallel=spec.evaluation.parallel,
+        device=str(ws.device),
+    )
+    with ws.reporter.task(f"{mode} search on {spec.target.task}", 1) as tick:
+        report = run_agent_search(ws.bench, request, agent)
+        tick(1, {"best": report["best_metric"], "rank": report["rank"]})
     report["agent"] = None if mode == "scratch" else searcher.to_dict()
     return report
