@@ -15,6 +15,12 @@ import pytest
 
 from tests.paths import ROOT as REPO_ROOT
 
+# One torch thread in the test process and the commands it starts: the tests' networks are
+# tiny (threads buy nothing) and the suite runs beside its own subprocesses on 2 cores, where
+# OpenMP threads spinning for a busy core made an 800-update training take minutes instead
+# of seconds. Commands that take a manifest still set their threads from spec.resources.cpu.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = REPO_ROOT
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "transnas-bench-101"
 
