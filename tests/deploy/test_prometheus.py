@@ -114,6 +114,21 @@ def _job_config(tmp: Path, data_dir: Path) -> Path:
     return path
 
 
+def _search_job_config(tmp: Path, data_dir: Path) -> Path:
+    """A trial under protocol search (the product): pretrain a source, then one search."""
+    config = json.loads(_job_config(tmp, data_dir).read_text())
+    config.update(search="scene-search-jigsaw", output=str(tmp / "search-output"))
+    config["terminationLog"] = str(tmp / "termination-log-search")
+    config["spec"].update(
+        transfer={"protocol": "search", "mode": "online"},
+        training={"checkpointInterval": 40},
+        evaluation={"budget": 20},
+    )
+    path = tmp / "search-job.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
 def _manifest(tmp: Path) -> Path:
     """A local search: fine-tune with a scratch agent beside it, as `make demo` does."""
     doc = {
@@ -167,7 +182,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
     tmp = tmp_path_factory.mktemp("prometheus")
     logs = tmp / "logs"
     logs.mkdir()
-    targets = {"operator": free_port(), "trainer-pod": free_port(), "trainer-local": free_port()}
+    targets = {
+        "operator": free_port(),
+        "trainer-pod": free_port(),
+        "trainer-local": free_port(),
+        "trainer-search": free_port(),
+    }
     procs: list[subprocess.Popen[bytes]] = []
     env = _trainer_env(tmp, data_dir)
     with apiserver.serve(logs / "apiserver.log") as server:
@@ -190,22 +210,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
                     {**os.environ, "KUBECONFIG": str(kubeconfig)},
                 )
             )
-            procs.append(
-                _start(
-                    [
-                        EXE,
-                        "train",
-                        "--config",
-                        str(_job_config(tmp, data_dir)),
-                        "--metrics-port",
-                        str(targets["trainer-pod"]),
-                        "--metrics-linger",
-                        str(LINGER),
-                    ],
-                    logs / "trainer-pod.log",
-                    env,
+            for job, config in (
+                ("trainer-pod", _job_config(tmp, data_dir)),
+                ("trainer-search", _search_job_config(tmp, data_dir)),
+            ):
+                trainer = ["train", "--config", str(config), "--metrics-port", str(targets[job])]
+                procs.append(
+                    _start(
+                        [EXE, *trainer, "--metrics-linger", str(LINGER)],
+                        logs / f"{job}.log",
+                        env,
+                    )
                 )
-            )
             procs.append(
                 _start(
                     [
@@ -256,6 +272,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
                     and _has(result, "transfersearch_scratch_reference_regret_ratio")
                     and _has(result, "sum(transfersearch_operator_searches) > 0")
                     and _has(result, "transfersearch:negative_transfer:ratio")
+                    and _has(result, "transfersearch_search_best_metric")
                 ),
                 timeout=420,
                 logs=logs,
