@@ -54,6 +54,7 @@ def measure_learner(
         for e in encoders
     }
     actors: dict[str, float] = {}
+    parameters: dict[str, int] = {}
     for _ in range(rounds):
         for encoder in encoders:
             hp = Hyperparameters(encoder=encoder)
@@ -66,7 +67,17 @@ def measure_learner(
             runs[encoder]["env_steps_per_second"].append(stats.env_steps / stats.device_seconds)
             runs[encoder]["bare_updates_per_second"].append(_bare_rate(learner, 200))
             actors[encoder] = _actors_rate(learner, bench, task, seed, dev)
+            parameters[encoder] = sum(p.numel() for p in learner.net.parameters())
     hp = Hyperparameters()
+    by: dict[str, dict[str, object]] = {
+        e: {
+            **{k: statistics.median(v) for k, v in r.items()},
+            "runs": r["updates_per_second"],
+            "actors_only_env_steps_per_second": actors[e],
+            "parameters": parameters[e],
+        }
+        for e, r in runs.items()
+    }
     result: dict[str, object] = {
         "space": bench.space.name,
         "task": task,
@@ -78,24 +89,11 @@ def measure_learner(
         "batch_size": hp.batch_size,
         "default_encoder": hp.encoder,
         "warmup_env_steps": -(-hp.learning_starts // hp.num_actors) * hp.num_actors,
-        "encoders": {
-            e: {
-                **{k: statistics.median(v) for k, v in r.items()},
-                "runs": r["updates_per_second"],
-                "actors_only_env_steps_per_second": actors[e],
-                "parameters": sum(
-                    p.numel()
-                    for p in Agent.new(bench.space, hp.replace(encoder=e), 0).net.parameters()
-                ),
-            }
-            for e, r in runs.items()
-        },
+        "encoders": by,
     }
-    by = result["encoders"]
-    assert isinstance(by, dict)
     if "mlp" in by and "transformer" in by:
-        result["speedup"] = (
-            by["mlp"]["updates_per_second"] / by["transformer"]["updates_per_second"]
+        result["speedup"] = statistics.median(runs["mlp"]["updates_per_second"]) / (
+            statistics.median(runs["transformer"]["updates_per_second"])
         )
     return result
 

@@ -105,12 +105,8 @@ class Cell:
 
 def plan(s: LotoSettings) -> tuple[list[Cell], list[Cell]]:
     """(pretraining cells, search cells); a search of a pretrained agent needs its agent."""
-    agents = [
-        Cell("agent", t, seed)
-        for t in s.targets
-        for seed in range(s.seeds)
-        if set(s.modes) - {"scratch"}
-    ]
+    pretrained = set(s.modes) != {"scratch"}  # scratch alone needs no agent
+    agents = [Cell("agent", t, seed) for t in s.targets for seed in range(s.seeds) if pretrained]
     searches = [
         Cell("search", t, seed, mode, b)
         for t in s.targets
