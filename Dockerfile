@@ -60,6 +60,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
        --shell /usr/sbin/nologin app \
     && install -d -o 10001 -g 10001 -m 0750 /var/cache/transfersearch
+# The agent zoo (`--agent zoo`, spec.source.agent: zoo), where the trainer looks for it:
+# owned by root, so read-only to the pods' user (`zoo build` writes it 0644/0755).
+COPY --chown=0:0 zoo /opt/transfersearch/zoo
 USER 10001:10001
 ENTRYPOINT ["transfersearch"]
 CMD ["--help"]

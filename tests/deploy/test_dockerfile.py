@@ -19,6 +19,7 @@ import pytest
 from tests.paths import ROOT as REPO_ROOT
 from transfersearch_operator import children
 from transfersearch_trainer.api.spec import load_manifest
+from transfersearch_trainer.store.zoo import IMAGE_ZOO, ZOO_ENV
 
 ROOT = REPO_ROOT
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -197,13 +198,25 @@ def test_dockerignore_lets_in_exactly_what_is_copied() -> None:
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     copied = {
         src.rstrip("/")
-        for args in STAGES["build"].all("COPY")
+        for stage in STAGES.values()
+        for args in stage.all("COPY")
+        if "--from=" not in args  # from the build context, not from another stage
         for src in args.split()[:-1]
         if not src.startswith("--")
     }
     assert copied == allowed
     for path in copied:
         assert (ROOT / path).exists(), path
+
+
+def test_trainer_image_carries_the_zoo_read_only_where_the_trainer_looks() -> None:
+    copies = [args.split() for args in effective("trainer", "COPY")]
+    zoo = [c for c in copies if c[-1] == str(IMAGE_ZOO)]
+    assert len(zoo) == 1, "the trainer image copies zoo/ to where `--agent zoo` looks"
+    assert zoo[0][-2].rstrip("/") == "zoo"
+    assert "--chown=0:0" in zoo[0], "owned by root: the pods' user 10001 cannot change it"
+    assert ZOO_ENV not in env("trainer")  # no override: the image's place is the default
+    assert not effective("operator", "COPY"), "the operator image needs no agents"
 
 
 @pytest.mark.needs_trainer

@@ -306,6 +306,8 @@ def test_cel_rules_refuse_what_the_model_refuses(doc: dict[str, Any], cel_messag
         ),
         spec_with(source={"agent": STORE_URI}),
         spec_with(source={"agent": "runs/agents/scene"}),
+        spec_with(source={"agent": "zoo"}),  # the zoo's agent that never saw the target
+        spec_with(source={"agent": "zoo"}, transfer={"mode": "zero-shot"}),
         spec_with(training={"seeds": 4, "parallelism": 4}),
         spec_with(source={"task": "all-but-target"}, evaluation={"budget": 8, "parallel": 8}),
         spec_with(source={"tasks": ["normal", "class_scene"]}, transfer={"mode": "zero-shot"}),

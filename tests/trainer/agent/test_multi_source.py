@@ -24,6 +24,7 @@ def test_source_task_lists() -> None:
     assert tasks_label(loto) == "all_but_jigsaw"
     assert tasks_label(("class_scene",)) == "class_scene"
     assert tasks_label(("class_scene", "normal")) == "class_scene_and_normal"
+    assert tasks_label(TASKS[::-1]) == "all_tasks"  # every task: the zoo's all-task agent
     with pytest.raises(TransferSearchError, match="--tasks: a task is listed twice"):
         parse_tasks("normal,normal", "--tasks")
     with pytest.raises(TransferSearchError, match="--tasks"):

@@ -4,8 +4,8 @@ An agent is given (`agent`: a store URI or folder, any stored agent, a multi-sou
 one included, or `auto`), or pretrained in the trial pods on one source task
 (`task`), on several (`tasks`: one multi-source agent), or on every task but the
 target (`task: all-but-target`, the leave-one-task-out agent). `agent` stays a free
-location string with named special values (`auto` today), so a later value such as a
-zoo lookup is a new value, not a new shape.
+location string with named special values: `auto`, and `zoo` (the pretrained agent of
+the trainer's agent zoo that excludes the target, see `store.zoo`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from transfersearch_trainer.api.fields import (
 from transfersearch_trainer.api.tasks import TASKS, TaskName, tasks_label
 
 ALL_BUT_TARGET = "all-but-target"
+ZOO = "zoo"  # source.agent: the zoo's agent pretrained on every task but the target
 SourceTask = Literal[TaskName, "all-but-target"]  # one enum in the CRD, not a union
 
 
@@ -92,8 +93,9 @@ class Source(_Spec):
         None,
         max_length=1024,
         description="Pretrained agent: s3:// agent-store URI or path of its folder (any stored "
-        "agent, multi-source ones included), or 'auto' to pick among `candidates` by task "
-        "similarity.",
+        "agent, multi-source ones included), 'auto' to pick among `candidates` by task "
+        "similarity, or 'zoo' for the trainer image's zoo agent pretrained on every task but "
+        "the target.",
         json_schema_extra={"x-kubernetes-validations": [_NO_USERINFO_RULE, _S3_AGENT_RULE]},
     )
     digest: str | None = Field(

@@ -36,6 +36,9 @@ TASK_INFO: dict[str, TaskInfo] = {
     )
 }
 TASKS: tuple[str, ...] = tuple(TASK_INFO)
+# The label of an agent pretrained on every task: it has no held-out task, so it is the
+# agent for targets outside the benchmark.
+ALL_TASKS = "all_tasks"
 
 TaskName = Literal[
     "class_object",
@@ -78,9 +81,12 @@ def parse_tasks(text: str, field: str = "tasks") -> tuple[str, ...]:
 
 def tasks_label(tasks: tuple[str, ...]) -> str:
     """The name an agent trained on `tasks` is stored under (the store's task segment):
-    the task itself, ``all_but_<T>`` for leave-one-task-out, else the tasks joined."""
+    the task itself, ``all_but_<T>`` for leave-one-task-out, ``all_tasks`` for every task,
+    else the tasks joined."""
     if len(tasks) == 1:
         return tasks[0]
+    if sorted(tasks) == sorted(TASKS):
+        return ALL_TASKS
     missing = [t for t in TASKS if t not in tasks]
     if len(missing) == 1 and len(tasks) == len(TASKS) - 1:
         return f"all_but_{missing[0]}"

@@ -1,15 +1,14 @@
-"""Commands that make and judge agents (`pretrain`, `finetune`, `evaluate`) and the agent
-store (`agents push|pull|list`)."""
+"""Commands that make and judge agents: `pretrain`, `finetune`, `evaluate` (the agent store's
+`agents push|pull|list` are in `cli.store`)."""
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import check_task, parse_tasks, tasks_label
@@ -22,24 +21,35 @@ from transfersearch_trainer.cli.common import (
     RichReporter,
     Space,
     SpaceOpt,
-    StoreOpt,
     console,
     hyperparameters,
     print_results,
     progress_bar,
 )
-from transfersearch_trainer.search.stats import fmt
-from transfersearch_trainer.store.agents import (
-    AgentStore,
-    default_store,
-    fetch_agent,
-    parse_agent_uri,
-)
+from transfersearch_trainer.store.zoo import resolve_agent
 
-agents_app = typer.Typer(
-    help="Push, pull and list agents in an agent store (s3://bucket/prefix or a folder).",
-    no_args_is_help=True,
-)
+if TYPE_CHECKING:  # torch-backed, only named in signatures here
+    from transfersearch_trainer.agent.artifact import Agent
+
+AgentSpaceOpt = Annotated[
+    Space | None,
+    typer.Option(
+        "--space",
+        help="With --agent zoo: whose zoo agent (default micro); otherwise checked against the "
+        "agent's own space.",
+        show_default=False,
+    ),
+]
+
+
+def load_for_task(location: str, task: str, space: Space | None) -> Agent:
+    """The agent of --agent (a folder, an s3:// URI, or zoo: the zoo's agent that never saw
+    `task`), verified and loaded."""
+    from transfersearch_trainer.agent.artifact import load_agent
+
+    name = space.value if space is not None else None
+    folder, digest = resolve_agent(location, name or Space.micro.value, task)
+    return load_agent(folder, name, digest)
 
 
 def pretrain(
@@ -98,10 +108,16 @@ class Mode(StrEnum):
 
 def finetune(
     agent_dir: Annotated[
-        str, typer.Option("--agent", help="Source agent: folder, or s3:// agent URI in a store.")
+        str,
+        typer.Option(
+            "--agent",
+            help="Source agent: folder, s3:// agent URI in a store, or zoo (the zoo's agent "
+            "pretrained on every task but --task).",
+        ),
     ],
     task: Annotated[str, typer.Option("--task", help="Target task.")],
     out: Annotated[str, typer.Option("--out", help="Folder to write the new agent to.")],
+    space: AgentSpaceOpt = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Transfer mode.")] = Mode.finetune,
     steps: Annotated[int, typer.Option("--steps", help="Learner updates on the target.")] = 2000,
     target_evaluations: Annotated[
@@ -116,13 +132,13 @@ def finetune(
     """Transfer an agent to a target task: finetune, freeze-encoder, zero-shot or scratch."""
 
     # lazy: these import torch, which the light commands must not load
-    from transfersearch_trainer.agent.artifact import load_agent, save_agent
+    from transfersearch_trainer.agent.artifact import save_agent
     from transfersearch_trainer.agent.evaluate import curve_evaluator
     from transfersearch_trainer.agent.learner import Watch, pick_device
     from transfersearch_trainer.agent.transfer import agent_run, fit, make_target_agent
 
     check_task(task, "--task")
-    source = load_agent(fetch_agent(agent_dir))
+    source = load_for_task(agent_dir, task, space)
     bench = load_benchmark(data, source.space)
     dev = pick_device(device)
     agent, trainable = make_target_agent(
@@ -144,9 +160,15 @@ def finetune(
 
 def evaluate(
     agent_dir: Annotated[
-        str, typer.Option("--agent", help="Agent: folder, or s3:// agent URI in a store.")
+        str,
+        typer.Option(
+            "--agent",
+            help="Agent: folder, s3:// agent URI in a store, or zoo (the zoo's agent "
+            "pretrained on every task but --task).",
+        ),
     ],
     task: Annotated[str, typer.Option("--task", help="Task to search on.")],
+    space: AgentSpaceOpt = None,
     budget: Annotated[int, typer.Option("--budget", help="Evaluations per search.")] = 50,
     searches: Annotated[int, typer.Option("--searches", help="Independent searches.")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Evaluation seed.")] = 1_000_000,
@@ -156,13 +178,12 @@ def evaluate(
 ) -> None:
     """Greedy agent vs random, local search, evolution and source top-k, on the same starts."""
     # lazy: these import torch, which the light commands must not load
-    from transfersearch_trainer.agent.artifact import load_agent
     from transfersearch_trainer.agent.evaluate import compare, compare_total
     from transfersearch_trainer.agent.learner import pick_device
     from transfersearch_trainer.workflow.target import training_cost
 
     check_task(task, "--task")
-    agent = load_agent(fetch_agent(agent_dir))
+    agent = load_for_task(agent_dir, task, space)
     bench = load_benchmark(data, agent.space)
     if not 2 <= budget <= bench.space.size:
         raise TransferSearchError(f"--budget: must be between 2 and {bench.space.size}")
@@ -210,74 +231,6 @@ def evaluate(
         stats.optimum,
         stats.optimum_arch,
     )
-
-
-@agents_app.command("push")
-def agents_push(
-    folder: Annotated[str, typer.Argument(help="Agent folder to push.", metavar="DIR")],
-    store: StoreOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Copy an agent folder into the store under its content digest; prints its URI."""
-
-    entry = AgentStore(store or default_store()).push(folder)
-    if json_out:
-        print(json.dumps(entry.to_dict()))
-        return
-    console.print(f"{entry.uri}\nweights sha256:{entry.weights_digest}", highlight=False)
-
-
-@agents_app.command("pull")
-def agents_pull(
-    uri: Annotated[
-        str, typer.Argument(help="Agent URI, as `agents push` or `agents list` print it.")
-    ],
-    out: Annotated[str, typer.Option("--out", help="Folder to write the agent to.")],
-    digest: Annotated[
-        str | None,
-        typer.Option("--digest", help="Expected weights digest (sha256:<hex>), checked too."),
-    ] = None,
-) -> None:
-    """Fetch an agent and verify its manifest and weights digests before writing it."""
-
-    ref = parse_agent_uri(uri)
-    if ref is None:
-        raise TransferSearchError(
-            f"{uri}: not an agent URI; expected <store>/agents/<space>/<task>/<sha256>, as "
-            "`transfersearch agents list` prints them"
-        )
-    path = AgentStore(ref.root).pull(ref, Path(out), digest)
-    console.print(f"verified agent {ref.space}/{ref.task}/{ref.digest[:12]} written to {path}")
-
-
-@agents_app.command("list")
-def agents_list(
-    store: StoreOpt = None,
-    space: Annotated[str | None, typer.Option("--space", help="Only this space.")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Agents in the store, by space and task, oldest first."""
-
-    agents = AgentStore(store or default_store()).list_agents(space, task)
-    if json_out:
-        print(json.dumps([a.to_dict() for a in agents]))
-        return
-    table = Table(title=f"agents in {store or default_store()}")
-    for col in ("space", "task", "mode", "steps", "score", "created", "id", "uri"):
-        table.add_column(col, justify="right" if col in ("steps", "score") else "left")
-    for a in agents:
-        table.add_row(
-            a.space,
-            a.task,
-            a.mode or "",
-            str(a.steps or ""),
-            "" if a.score is None else fmt(a.score),
-            a.created or "",
-            a.digest[:12],
-            a.uri,
-        )
-    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

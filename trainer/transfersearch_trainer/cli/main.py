@@ -12,7 +12,17 @@ import typer
 from rich.text import Text
 
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.cli import agents, data, loto, perf, runs, search, studies
+from transfersearch_trainer.cli import (
+    agents,
+    data,
+    loto,
+    perf,
+    runs,
+    search,
+    store,
+    studies,
+    zoo,
+)
 from transfersearch_trainer.cli.common import err_console
 
 app = typer.Typer(
@@ -26,7 +36,7 @@ bench_app = typer.Typer(
 )
 app.add_typer(data.benchmark_app, name="benchmark")
 app.add_typer(bench_app, name="bench")
-app.add_typer(agents.agents_app, name="agents")
+app.add_typer(store.agents_app, name="agents")
 data.register(app)
 agents.register(app)
 runs.register(app)
@@ -34,6 +44,7 @@ search.register(app)
 studies.register(app, bench_app)
 perf.register(bench_app)
 loto.register(app)
+zoo.register(app)
 
 
 def main() -> None:

@@ -41,7 +41,11 @@ def search(
     space: SpaceOpt = Space.micro,
     agent: Annotated[
         str | None,
-        typer.Option("--agent", help="Agent: folder or s3:// URI (scratch: optional)."),
+        typer.Option(
+            "--agent",
+            help="Agent: folder, s3:// URI, or zoo (the zoo's agent pretrained on every task "
+            "but --task); scratch: optional.",
+        ),
     ] = None,
     digest: Annotated[
         str | None, typer.Option("--digest", help="Expected weights digest (sha256:<hex>).")

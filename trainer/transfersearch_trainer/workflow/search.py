@@ -30,7 +30,7 @@ from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.observed import table_evaluator
 from transfersearch_trainer.search.oracle import SearchContext
-from transfersearch_trainer.store.agents import fetch_agent
+from transfersearch_trainer.store.zoo import resolve_agent
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class SearchRequest:
     mode: str  # zero-shot, online, scratch
     seed: int = 0
     parallel: int = 1
-    agent: str | None = None  # folder or s3:// agent URI; none: a fresh agent (scratch)
+    agent: str | None = None  # folder, s3:// agent URI or zoo; none: a fresh agent (scratch)
     digest: str | None = None
     device: str | None = None
     start: str = "prior"  # prior (the agent's source tasks' best) or random
@@ -53,11 +53,13 @@ def search_agent(bench: Benchmark, request: SearchRequest) -> Agent:
     if request.agent is None:
         if request.mode != "scratch":
             raise TransferSearchError(
-                f"--agent: mode {request.mode} needs an agent (a folder or s3:// URI); "
+                f"--agent: mode {request.mode} needs an agent (a folder, s3:// URI or zoo); "
                 "only scratch starts from an untrained one"
             )
         return Agent.new(bench.space, Hyperparameters(), request.seed)
-    agent = load_agent(fetch_agent(request.agent, request.digest), bench.space.name, request.digest)
+    space = bench.space.name
+    folder, digest = resolve_agent(request.agent, space, request.task, request.digest)
+    agent = load_agent(folder, space, digest)
     if request.mode == "scratch":  # the honest reference: same network shape, no weights
         return Agent.new(bench.space, agent.hp, request.seed)
     return agent

@@ -17,10 +17,12 @@ from transfersearch_trainer.agent.learner import Evaluator, Watch
 from transfersearch_trainer.agent.qnet import QNetwork
 from transfersearch_trainer.agent.transfer import agent_run, fit
 from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.source import ZOO
 from transfersearch_trainer.api.spec import TransferSearchSpec
 from transfersearch_trainer.api.tasks import tasks_label
 from transfersearch_trainer.search.similarity import choose_source
 from transfersearch_trainer.store.agents import fetch_agent, parse_agent_uri
+from transfersearch_trainer.store.zoo import resolve_agent
 from transfersearch_trainer.workflow.workspace import Workspace
 
 # (task label, steps, tasks) -> the agent pretrained on it; tasks: () for one source task,
@@ -98,16 +100,21 @@ def pretrained_source(
 
 
 def source_agent(spec: TransferSearchSpec, ws: Workspace, pretrained: Pretrained) -> Agent | None:
-    """The agent to transfer from: none (scratch), a pushed or local agent, or `pretrained`."""
+    """The agent to transfer from: none (scratch), a pushed or local agent, the zoo's agent
+    that excludes the target (`zoo`), or `pretrained`."""
     if spec.transfer.mode == "scratch":
         return None
     source = spec.source
     if source.agent == "auto":
         return auto_source(spec, ws)
     if source.agent:
-        folder = fetch_agent(source.agent, source.digest)
-        agent = load_agent(folder, spec.benchmark.space, source.digest)
-        ws.reporter.log(f"source agent {source.agent} (task {agent.task}, sha256 {agent.digest})")
+        space = spec.benchmark.space
+        folder, digest = resolve_agent(
+            source.agent, space, spec.target.task, source.digest, "spec.source.agent"
+        )
+        agent = load_agent(folder, space, digest)
+        where = f"zoo {folder}" if source.agent == ZOO else source.agent
+        ws.reporter.log(f"source agent {where} (task {agent.task}, sha256 {agent.digest})")
         return agent
     tasks = source.pretrain_tasks(spec.target.task)
     assert tasks  # the spec model guarantees agent, task or tasks for non-scratch modes
