@@ -228,6 +228,13 @@ def test_run_manifest_under_protocol_search(tmp_path: Path, data_dir: Path) -> N
     assert report["source"]["tasks"] == ["class_scene", "normal"]
     assert report["source"]["uri"].startswith(str(cache))
     assert report["best"]["best_metric"] == report["searches"][0]["best_metric"]
+    # every baseline searched beside it, charged the same: 12 distinct evaluations each,
+    # with the agent's sources as the transfer baselines' sources
+    methods = {b["method"]: b for b in report["baselines"]}
+    assert {"random", "local", "multi-top-k", "prior-local", "surrogate"} <= set(methods)
+    assert {b["evaluations"] for b in methods.values()} == {12}
+    assert all(b["rank"] >= 1 for b in methods.values())
+    assert "multi-top-k" in res.stdout
 
 
 def test_invalid_manifest_names_the_field(tmp_path: Path, data_dir: Path) -> None:

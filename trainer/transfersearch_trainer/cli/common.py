@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -186,3 +187,44 @@ def print_results(
         )
     console.print(table)
     console.print(f"task optimum {fmt(optimum)} at {optimum_arch}")
+
+
+def print_searches(report: dict[str, Any], out_dir: Path) -> None:
+    """Protocol search: one row per search (each trial's, and its scratch reference)."""
+    table = Table(
+        title=f"{report['search']}: {report['mode']} search on {report['target_task']}, "
+        f"budget {report['budget']}"
+    )
+    for col in ("trial", "method", "evaluations", "best found", "architecture", "rank", "regret"):
+        table.add_column(col, justify="left" if col in ("method", "architecture") else "right")
+    for r in report["searches"]:
+        table.add_row(
+            str(r["trial"]),
+            "agent-" + r["mode"],
+            str(r["evaluations"]),
+            fmt(r["best_metric"]),
+            r["best_arch"],
+            str(r["rank"]),
+            fmt(r["regret"]),
+        )
+    trials = len({r["trial"] for r in report["searches"]})
+    for r in sorted(report.get("baselines", []), key=lambda r: -r["best_metric"]):
+        table.add_row(
+            "all" if trials > 1 else "0",
+            r["method"],
+            str(r["evaluations"]),
+            fmt(r["best_metric"]),
+            r["best_arch"],
+            f"{r['rank']:.1f}" if trials > 1 else f"{r['rank']:.0f}",
+            fmt(r["regret"]),
+        )
+    console.print(table, markup=False)
+    if report.get("baselines") and trials > 1:
+        console.print(
+            f"baselines: mean over {trials} searches (one per trial seed); the architecture "
+            "is their best search's",
+            highlight=False,
+        )
+    console.print(
+        f"report: {out_dir}/results.json; {report['wall_seconds']:.0f} s on {report['device']}"
+    )

@@ -31,12 +31,19 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
         raise TransferSearchError(f"{flag}: write comma-separated integers, e.g. 50,100") from None
 
 
+def _names(text: str, flag: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    for t in names:
+        check_task(t, flag)
+    return names
+
+
 @study_app.command("loto")
 def loto(
     out: Annotated[str, typer.Option("--out", help="Output folder (resumable).")],
     space: SpaceOpt = Space.micro,
-    seeds: Annotated[int, typer.Option("--seeds", help="Pretraining seeds per agent.")] = 3,
-    budgets: Annotated[str, typer.Option("--budgets", help="Search budgets.")] = "50,100",
+    seeds: Annotated[int, typer.Option("--seeds", help="Pretraining seeds per agent.")] = 5,
+    budgets: Annotated[str, typer.Option("--budgets", help="Search budgets.")] = "25,50,100,200",
     searches: Annotated[
         int, typer.Option("--searches", help="Searches per agent seed and budget.")
     ] = 10,
@@ -45,6 +52,23 @@ def loto(
         str | None, typer.Option("--targets", help="Comma-separated targets (default: all).")
     ] = None,
     modes: Annotated[str, typer.Option("--modes")] = "online,zero-shot,scratch",
+    tasks: Annotated[
+        str | None,
+        typer.Option("--tasks", help="The study's tasks, sources and targets (default: all)."),
+    ] = None,
+    source_searches: Annotated[
+        int,
+        typer.Option(
+            "--source-searches",
+            help="Single-source agents: searches per seed, target and budget (0: none).",
+        ),
+    ] = 0,
+    all_tasks: Annotated[
+        bool, typer.Option("--all-tasks", help="Also pretrain the all-task agents (the zoo's).")
+    ] = False,
+    pretrain_only: Annotated[
+        bool, typer.Option("--pretrain-only", help="Stop after pretraining (no searches).")
+    ] = False,
     workers: Annotated[int, typer.Option("--workers", help="Parallel processes.")] = 1,
     data: DataOpt = None,
     hp: HpOpt = None,
@@ -52,14 +76,12 @@ def loto(
     """Every target: its leave-one-task-out agent (online, zero-shot), scratch, every baseline."""
     # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.study.loto import LotoSettings, run_loto
+    from transfersearch_trainer.study.loto_plots import plot_study
     from transfersearch_trainer.study.loto_report import summarize_study, write_summary
 
     bench = load_benchmark(data, space.value)  # fail fast on bad data, before any worker starts
-    chosen = bench.tasks
-    if targets:
-        chosen = tuple(t.strip() for t in targets.split(",") if t.strip())
-        for t in chosen:
-            check_task(t, "--targets")
+    universe = _names(tasks, "--tasks") if tasks else ()
+    chosen = _names(targets, "--targets") if targets else universe or bench.tasks
     overrides = hyperparameters(hp).to_dict() if hp else {}
     defaults = hyperparameters(None).to_dict()
     settings = LotoSettings(
@@ -71,6 +93,9 @@ def loto(
         updates=updates,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
         hp={k: v for k, v in overrides.items() if defaults[k] != v},
+        source_searches=source_searches,
+        all_tasks=all_tasks,
+        tasks=universe,
     )
     out_dir = Path(out)
     columns = (
@@ -85,11 +110,22 @@ def loto(
         def tick(cell: str, done: int, total: int) -> None:
             progress.update(task_id, completed=done, total=total, description=cell[:44])
 
-        cells = run_loto(settings, out_dir, data, workers=workers, progress=tick)
+        cells = run_loto(
+            settings, out_dir, data, workers=workers, progress=tick, pretrain_only=pretrain_only
+        )
+    if pretrain_only:
+        console.print(f"{len(cells)} cells done; agents under {out_dir / 'agents'}", markup=False)
+        return
     err_console.print(f"{len(cells)} cells done; running the baselines and writing the summary...")
-    summary = write_summary(summarize_study(cells, settings, bench), settings, out_dir)
+    rows = summarize_study(cells, settings, bench)
+    summary = write_summary(rows, settings, out_dir)
+    plots = plot_study(rows, settings, out_dir)
     console.print(summary.read_text(), markup=False, highlight=False)
-    console.print(f"summary: {summary} (summary.csv, summary.json)", markup=False)
+    console.print(
+        f"summary: {summary} (summary.csv, summary.json); plots: "
+        + ", ".join(p.name for p in plots),
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -97,7 +97,7 @@ def bench_learner(
         f"medians of {result['rounds']} runs of {updates} updates"
     )
     for col in (
-        "encoder",
+        "network",
         "parameters",
         "updates/s",
         "bare update/s",
@@ -105,10 +105,10 @@ def bench_learner(
         "env steps/s",
     ):
         table.add_column(col, justify="right")
-    encoders = result["encoders"]
-    assert isinstance(encoders, dict)
-    for name, r in encoders.items():
-        default = " (default)" if name == result["default_encoder"] else ""
+    networks = result["networks"]
+    assert isinstance(networks, dict)
+    for name, r in networks.items():
+        default = " (default)" if name == result["default_network"] else ""
         table.add_row(
             name + default,
             f"{r['parameters']:,}",
@@ -120,7 +120,8 @@ def bench_learner(
     console.print(table)
     if "speedup" in result:
         console.print(
-            f"mlp / transformer updates/s = {result['speedup']:.2f} (goal >= 3; the bare "
+            f"{result['default_network']} / {result['reference_network']} updates/s = "
+            f"{result['speedup']:.2f} (goal >= 3; the bare "
             "update is the double-DQN step alone, without acting)",
             highlight=False,
         )
@@ -233,7 +234,7 @@ def bench_quality(
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Agent quality per encoder on one fixed evaluation (source score, target zero-shot)."""
+    """Agent quality per network on one fixed evaluation (source score, target zero-shot)."""
     from transfersearch_trainer.perf.quality import measure_quality
     from transfersearch_trainer.search.stats import fmt
 
@@ -248,11 +249,11 @@ def bench_quality(
         f"{r['searches']} zero-shot searches of {r['budget']} on {target} per agent "
         "(mean +- 95% CI over seeds)"
     )
-    for col in ("encoder", "device s", f"{source} score", f"{target} best", "mean rank"):
+    for col in ("network", "device s", f"{source} score", f"{target} best", "mean rank"):
         table.add_column(col, justify="right")
-    for name, e in r["encoders"].items():
+    for name, e in r["networks"].items():
         table.add_row(
-            name,
+            name + (" (default)" if name == r["default_network"] else ""),
             *(
                 f"{fmt(e[k]['mean'])} +- {fmt(e[k]['ci95'])}"
                 for k in ("device_seconds", "source_score", "target_mean", "target_mean_rank")

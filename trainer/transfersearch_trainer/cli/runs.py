@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import S3Settings, format_validation_error, load_manifest
@@ -25,8 +24,9 @@ from transfersearch_trainer.cli.common import (
     err_console,
     hyperparameters,
     print_results,
+    print_searches,
 )
-from transfersearch_trainer.search.stats import Summary, fmt
+from transfersearch_trainer.search.stats import Summary
 
 
 def run(
@@ -43,6 +43,20 @@ def run(
     compare_scratch: Annotated[
         bool, typer.Option(help="Also train a scratch agent with the same budget, for reference.")
     ] = True,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            help="Protocol search: every baseline searches too, same budget and seeds (seconds)."
+        ),
+    ] = True,
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="A study's summary.csv to quote for the target "
+            "(default docs/results/loto-<space>/summary.csv when it exists).",
+        ),
+    ] = None,
     data: DataOpt = None,
     device: DeviceOpt = None,
     hp: HpOpt = None,
@@ -81,6 +95,7 @@ def run(
         data=data,
         agents_dir=Path(agents) if agents else None,
         compare_scratch=compare_scratch,
+        compare_baselines=baselines,
         device=device,
         hp=hyperparameters(hp),
         metrics=metrics,
@@ -94,6 +109,13 @@ def run(
         return
     if report.get("protocol") == "search":
         print_searches(report, out_dir)
+        summary = Path(study or f"docs/results/loto-{report['space']}/summary.csv")
+        if study and not summary.is_file():
+            raise TransferSearchError(f"--study: {summary} is not a file; give a summary.csv")
+        from transfersearch_trainer.study.published import study_lines
+
+        for line in study_lines(summary, report["target_task"], report["budget"]):
+            console.print(line, markup=False, highlight=False)
         return
     results = [
         MethodResult(
@@ -117,30 +139,6 @@ def run(
     console.print(
         f"report: {out_dir}/ (results.json, curves.csv, learning_curves.png, "
         f"comparison.png, agents/); {report['wall_seconds']:.0f} s on {report['device']}"
-    )
-
-
-def print_searches(report: dict[str, Any], out_dir: Path) -> None:
-    """Protocol search: one row per search (each trial's, and its scratch reference)."""
-    table = Table(
-        title=f"{report['search']}: {report['mode']} search on {report['target_task']}, "
-        f"budget {report['budget']}"
-    )
-    for col in ("trial", "mode", "evaluations", "best found", "architecture", "rank", "regret"):
-        table.add_column(col, justify="left" if col in ("mode", "architecture") else "right")
-    for r in report["searches"]:
-        table.add_row(
-            str(r["trial"]),
-            r["mode"],
-            str(r["evaluations"]),
-            fmt(r["best_metric"]),
-            r["best_arch"],
-            str(r["rank"]),
-            fmt(r["regret"]),
-        )
-    console.print(table)
-    console.print(
-        f"report: {out_dir}/results.json; {report['wall_seconds']:.0f} s on {report['device']}"
     )
 
 

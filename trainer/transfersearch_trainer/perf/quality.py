@@ -1,6 +1,6 @@
-"""Agent quality per encoder on one fixed evaluation: is the faster network as good?
+"""Agent quality per network on one fixed evaluation: is the faster network as good?
 
-A speed-up only counts at equal quality. Each encoder pretrains the same number of
+A speed-up only counts at equal quality. Each network pretrains the same number of
 updates on the same source task with the same seeds; then every agent is scored the
 same way on
 
@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.agent.learner import pick_device
 from transfersearch_trainer.agent.online import search_target
-from transfersearch_trainer.agent.qnet import ENCODERS
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.perf.networks import DEFAULT_NAME, NETWORKS
 from transfersearch_trainer.search.observed import table_evaluator
 from transfersearch_trainer.search.stats import mean_ci
 from transfersearch_trainer.workflow.source import pretrain
@@ -40,9 +39,9 @@ def measure_quality(
     budget: int = 50,
     searches: int = 10,
     device: str | None = None,
-    encoders: tuple[str, ...] = ENCODERS,
+    networks: tuple[str, ...] = tuple(NETWORKS),
 ) -> dict[str, Any]:
-    """Per encoder: training seconds, source score and target zero-shot results, over seeds."""
+    """Per network (`perf.networks`): training seconds, source score, target zero-shot results."""
     dev = pick_device(device)
     values = bench.metric(target)
     evaluate = table_evaluator(values)
@@ -56,10 +55,11 @@ def measure_quality(
         "searches": searches,
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
-        "encoders": {},
+        "default_network": DEFAULT_NAME,
+        "networks": {},
     }
-    for encoder in encoders:
-        ws = Workspace(bench, dev, Hyperparameters(encoder=encoder), QuietReporter())
+    for name in networks:
+        ws = Workspace(bench, dev, NETWORKS[name], QuietReporter())
         rows = []
         for seed in range(seeds):
             started = time.perf_counter()
@@ -87,5 +87,5 @@ def measure_quality(
         for key in ("device_seconds", "source_score", "target_mean", "target_mean_rank"):
             mean, half = mean_ci([float(r[key]) for r in rows])
             summary[key] = {"mean": mean, "ci95": half}
-        out["encoders"][encoder] = summary
+        out["networks"][name] = summary
     return out

@@ -20,8 +20,8 @@ from transfersearch_trainer.agent.learner import (
     select_actions,
     train,
 )
-from transfersearch_trainer.agent.qnet import ENCODERS
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.perf.networks import DEFAULT_NAME, NETWORKS, REFERENCE
 from transfersearch_trainer.search.env import MemorySearchEnv
 from transfersearch_trainer.store.blobs import open_blobs
 from transfersearch_trainer.telemetry.hooks import MetricsHook
@@ -34,40 +34,40 @@ def measure_learner(
     updates: int = 1000,
     seed: int = 0,
     device: str | None = None,
-    encoders: tuple[str, ...] = ENCODERS,
+    networks: tuple[str, ...] = tuple(NETWORKS),
     rounds: int = 2,
 ) -> dict[str, object]:
-    """Learner throughput per encoder, side by side, with the bare-network limit of each.
+    """Learner throughput per network, side by side, with the bare-network limit of each.
 
-    Each round trains every encoder for `updates` updates with the default hyperparameters
-    (same seed, same work; rounds alternate so drift in the machine's speed hits all
-    alike) and reports the median updates/s. The *bare* limit is the double-DQN update
-    alone (sample, three network passes, backward, Adam, priorities) on the replay that
-    training filled: what the learner would reach if acting cost nothing. Also times
-    the actors alone (greedy forward + env step, no learning).
+    Each round trains every network (`perf.networks`) for `updates` updates, otherwise
+    with the default hyperparameters (same seed, same work; rounds alternate so drift in
+    the machine's speed hits all alike) and reports the median updates/s. The *bare*
+    limit is the double-DQN update alone (sample, three network passes, backward, Adam,
+    priorities) on the replay that training filled: what the learner would reach if
+    acting cost nothing. Also times the actors alone (greedy forward + env step).
     """
     import statistics
 
     dev = pick_device(device)
     runs: dict[str, dict[str, list[float]]] = {
         e: {"updates_per_second": [], "bare_updates_per_second": [], "env_steps_per_second": []}
-        for e in encoders
+        for e in networks
     }
     actors: dict[str, float] = {}
     parameters: dict[str, int] = {}
     for _ in range(rounds):
-        for encoder in encoders:
-            hp = Hyperparameters(encoder=encoder)
+        for name in networks:
+            hp = NETWORKS[name]
             learner = Learner(
                 Agent.new(bench.space, hp, seed).net,
                 TrainingRun(bench, task, hp, updates, seed, dev),
             )
             stats = learner.run()
-            runs[encoder]["updates_per_second"].append(stats.updates / stats.device_seconds)
-            runs[encoder]["env_steps_per_second"].append(stats.env_steps / stats.device_seconds)
-            runs[encoder]["bare_updates_per_second"].append(_bare_rate(learner, 200))
-            actors[encoder] = _actors_rate(learner, bench, task, seed, dev)
-            parameters[encoder] = sum(p.numel() for p in learner.net.parameters())
+            runs[name]["updates_per_second"].append(stats.updates / stats.device_seconds)
+            runs[name]["env_steps_per_second"].append(stats.env_steps / stats.device_seconds)
+            runs[name]["bare_updates_per_second"].append(_bare_rate(learner, 200))
+            actors[name] = _actors_rate(learner, bench, task, seed, dev)
+            parameters[name] = sum(p.numel() for p in learner.net.parameters())
     hp = Hyperparameters()
     by: dict[str, dict[str, object]] = {
         e: {
@@ -87,13 +87,14 @@ def measure_learner(
         "rounds": rounds,
         "num_actors": hp.num_actors,
         "batch_size": hp.batch_size,
-        "default_encoder": hp.encoder,
+        "default_network": DEFAULT_NAME,
+        "reference_network": REFERENCE,
         "warmup_env_steps": -(-hp.learning_starts // hp.num_actors) * hp.num_actors,
-        "encoders": by,
+        "networks": by,
     }
-    if "mlp" in by and "transformer" in by:
-        result["speedup"] = statistics.median(runs["mlp"]["updates_per_second"]) / (
-            statistics.median(runs["transformer"]["updates_per_second"])
+    if DEFAULT_NAME in by and REFERENCE in by:
+        result["speedup"] = statistics.median(runs[DEFAULT_NAME]["updates_per_second"]) / (
+            statistics.median(runs[REFERENCE]["updates_per_second"])
         )
     return result
 

@@ -11,9 +11,19 @@ The work is *cells*, each written to ``OUT/cells/<id>.json`` when done (atomical
 * ``agent/<target>/s<seed>``: pretrain the leave-one-task-out agent (saved under
   ``OUT/agents/<target>/s<seed>``; ``updates`` learner updates, actors spread over
   the six sources);
+* ``agent/all_tasks/s<seed>``: the agent pretrained on every task, for targets that are
+  not in the benchmark (the zoo's choice there); it searches no benchmark target, since
+  every one of them was its source;
+* ``source/<task>/s<seed>``: a single-source agent pretrained on `task` alone (saved
+  under ``OUT/agents/source/<task>/s<seed>``), which then searches every other target
+  online (``source_searches`` searches per seed; 0 leaves them out);
 * ``search/<target>/<mode>/b<budget>/s<seed>``: `searches` searches of that agent
   (search seeds 0..searches-1), or for ``scratch`` of an untrained agent of seed
-  `seed` (no pretraining: the seed only changes its initial weights).
+  `seed` (no pretraining: the seed only changes its initial weights); mode
+  ``source:<task>`` is the single-source agent of `task`.
+
+Every budget is its own search: the agent sees the fraction of the budget it has
+spent, so a prefix of a longer search is not what it does with a shorter budget.
 
 A rerun skips finished cells, so an interrupted study continues where it stopped;
 every cell is seeded, so it ends with the results of an uninterrupted one.
@@ -38,7 +48,7 @@ import torch
 from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
 from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.api.tasks import check_space, tasks_label
+from transfersearch_trainer.api.tasks import ALL_TASKS, check_space, tasks_label
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.study import cells
@@ -50,22 +60,34 @@ from transfersearch_trainer.workflow.workspace import QuietReporter, Workspace
 SCHEMA = "transfersearch-loto/1"
 AGENT_MODES = ("online", "zero-shot", "scratch")
 
+SOURCE_MODE = "source:"  # search mode prefix of a single-source agent: source:<task>
+
 
 @dataclass(frozen=True)
 class LotoSettings:
     space: str
     targets: tuple[str, ...]
-    seeds: int = 3
-    budgets: tuple[int, ...] = (50, 100)
+    seeds: int = 5
+    budgets: tuple[int, ...] = (25, 50, 100, 200)
     searches: int = 10
     updates: int = 3000
     modes: tuple[str, ...] = AGENT_MODES
     hp: dict[str, Any] = field(default_factory=dict)  # hyperparameter overrides (all agents)
+    source_searches: int = 0  # per single-source agent seed, target and budget (0: none)
+    all_tasks: bool = False  # also pretrain the all-task agents (for the zoo)
+    tasks: tuple[str, ...] = ()  # the study's tasks, sources and targets (empty: all)
 
     def __post_init__(self) -> None:
         check_space(self.space, "--space")
         if self.seeds < 1 or self.searches < 1 or self.updates < 1:
             raise TransferSearchError("--seeds, --searches and --updates must be at least 1")
+        outside = set(self.targets) - set(self.tasks) if self.tasks else set()
+        if outside:
+            raise TransferSearchError(
+                f"--targets: {', '.join(sorted(outside))} not in --tasks; add them or drop them"
+            )
+        if self.source_searches < 0:
+            raise TransferSearchError("--source-searches: must be 0 (none) or more")
         if not self.budgets or min(self.budgets) < 1:
             raise TransferSearchError("--budgets: give positive budgets, e.g. 50,100")
         unknown = set(self.modes) - set(AGENT_MODES)
@@ -78,7 +100,18 @@ class LotoSettings:
         d = asdict(self)
         if not self.hp:
             del d["hp"]  # the default: settings files stay as they were before overrides
+        for extra in ("source_searches", "all_tasks", "tasks"):
+            if not d[extra]:
+                del d[extra]  # likewise: studies without them keep their settings file
         return {"schema": SCHEMA, **d}
+
+    def universe(self, benchmark_tasks: tuple[str, ...]) -> tuple[str, ...]:
+        """The tasks this study uses, as sources and targets, in the benchmark's order."""
+        return tuple(t for t in benchmark_tasks if not self.tasks or t in self.tasks)
+
+    def sources(self, benchmark_tasks: tuple[str, ...], target: str) -> tuple[str, ...]:
+        """A leave-one-task-out agent's sources: the study's tasks but `target`."""
+        return tuple(t for t in self.universe(benchmark_tasks) if t != target)
 
     def hyperparameters(self) -> Hyperparameters:
         return Hyperparameters().replace(**self.hp) if self.hp else Hyperparameters()
@@ -86,39 +119,53 @@ class LotoSettings:
 
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # agent or search
-    target: str
+    kind: str  # agent (leave-one-out or all tasks), source (single-source agent) or search
+    target: str  # for a source cell: its one source task
     seed: int
     mode: str = ""
     budget: int = 0
 
     @property
     def id(self) -> str:
-        if self.kind == "agent":
-            return f"agent/{self.target}/s{self.seed}"
+        if self.kind in ("agent", "source"):
+            return f"{self.kind}/{self.target}/s{self.seed}"
         return f"search/{self.target}/{self.mode}/b{self.budget}/s{self.seed}"
 
     @property
     def file(self) -> str:
-        return self.id.replace("/", "__") + ".json"
+        return self.id.replace("/", "__").replace(":", "-") + ".json"
 
 
-def plan(s: LotoSettings) -> tuple[list[Cell], list[Cell]]:
-    """(pretraining cells, search cells); a search of a pretrained agent needs its agent."""
+def plan(s: LotoSettings, tasks: tuple[str, ...]) -> tuple[list[Cell], list[Cell]]:
+    """(pretraining cells, search cells); a search of a pretrained agent needs its agent.
+
+    `tasks` are the benchmark's tasks: the sources of single-source agents."""
     pretrained = set(s.modes) != {"scratch"}  # scratch alone needs no agent
-    agents = [Cell("agent", t, seed) for t in s.targets for seed in range(s.seeds) if pretrained]
+    seeds = range(s.seeds)
+    agents = [Cell("agent", t, seed) for t in s.targets for seed in seeds if pretrained]
+    if s.all_tasks:
+        agents += [Cell("agent", ALL_TASKS, seed) for seed in seeds]
+    sources = s.universe(tasks) if s.source_searches else ()
+    agents += [Cell("source", task, seed) for task in sources for seed in seeds]
+    modes = list(s.modes) + [SOURCE_MODE + task for task in sources]
     searches = [
         Cell("search", t, seed, mode, b)
         for t in s.targets
-        for mode in s.modes
+        for mode in modes
         for b in s.budgets
-        for seed in range(s.seeds)
+        for seed in seeds
+        if mode != SOURCE_MODE + t  # a single-source agent never searches its own source
     ]
     return agents, searches
 
 
 def agent_dir(out: Path, target: str, seed: int) -> Path:
+    """A leave-one-task-out agent's folder (`target` all_tasks: the all-task agent's)."""
     return out / "agents" / target / f"s{seed}"
+
+
+def source_dir(out: Path, task: str, seed: int) -> Path:
+    return out / "agents" / "source" / task / f"s{seed}"
 
 
 _WORKER: dict[str, Benchmark] = {}
@@ -135,11 +182,16 @@ def run_cell(cell: Cell, s: LotoSettings, out: Path, data: str | None) -> dict[s
     _init_worker(data, s.space)
     bench = _WORKER["bench"]
     started = time.perf_counter()
-    if cell.kind == "agent":
-        sources = tuple(t for t in bench.tasks if t != cell.target)
+    if cell.kind in ("agent", "source"):
         ws = Workspace(bench, torch.device("cpu"), s.hyperparameters(), QuietReporter())
-        agent = pretrain(ws, tasks_label(sources), s.updates, cell.seed, tasks=sources)
-        save_agent(agent, agent_dir(out, cell.target, cell.seed))
+        if cell.kind == "source":
+            sources: tuple[str, ...] = (cell.target,)
+            agent = pretrain(ws, cell.target, s.updates, cell.seed)
+            save_agent(agent, source_dir(out, cell.target, cell.seed))
+        else:
+            sources = s.sources(bench.tasks, cell.target)
+            agent = pretrain(ws, tasks_label(sources), s.updates, cell.seed, tasks=sources)
+            save_agent(agent, agent_dir(out, cell.target, cell.seed))
         curve = agent.training.get("curve") or []
         record: dict[str, Any] = {
             "sources": list(sources),
@@ -148,14 +200,17 @@ def run_cell(cell: Cell, s: LotoSettings, out: Path, data: str | None) -> dict[s
             "validation": curve[-1]["score"] if curve else None,
         }
     else:
-        if cell.mode == "scratch":
+        mode, searches = cell.mode, s.searches
+        if mode == "scratch":
             agent = Agent.new(bench.space, s.hyperparameters(), cell.seed)
+        elif mode.startswith(SOURCE_MODE):
+            agent = load_agent(source_dir(out, mode[len(SOURCE_MODE) :], cell.seed), s.space)
+            mode, searches = "online", s.source_searches
         else:
-            folder = agent_dir(out, cell.target, cell.seed)
-            agent = load_agent(folder, s.space)
+            agent = load_agent(agent_dir(out, cell.target, cell.seed), s.space)
         runs = []
-        for k in range(s.searches):
-            request = SearchRequest(cell.target, cell.budget, cell.mode, seed=k, device="cpu")
+        for k in range(searches):
+            request = SearchRequest(cell.target, cell.budget, mode, seed=k, device="cpu")
             r = run_agent_search(bench, request, agent)
             runs.append(
                 {
@@ -190,19 +245,24 @@ def run_loto(
     data: str | None,
     workers: int = 1,
     progress: Progress | None = None,
+    pretrain_only: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Run every missing cell (pretraining first), `workers` processes at once."""
+    """Run every missing cell (pretraining first), `workers` processes at once.
+
+    `pretrain_only` stops after the pretraining cells (e.g. to build the zoo first)."""
     out.mkdir(parents=True, exist_ok=True)
     cells.check_settings(out, s.to_dict(), "leave-one-task-out study")
     done = load_cells(out)
-    agents, searches = plan(s)
+    _init_worker(data, s.space)
+    agents, searches = plan(s, _WORKER["bench"].tasks)
     total = len(agents) + len(searches)
 
     def tick(cell: str) -> None:
         if progress is not None:
             progress(cell, len(done), total)
 
-    for phase in (agents, searches):  # a search of a pretrained agent needs the agent
+    phases = (agents,) if pretrain_only else (agents, searches)
+    for phase in phases:  # a search of a pretrained agent needs the agent
         cells.run_cells(
             [c for c in phase if c.id not in done],
             partial(run_cell, s=s, out=out, data=data),
@@ -214,13 +274,26 @@ def run_loto(
     return done
 
 
-def agent_rows(cells: dict[str, dict[str, Any]], s: LotoSettings) -> list[dict[str, Any]]:
-    """Per (target, budget, mode): each pretraining seed's mean best and all searches' ranks."""
+def agent_methods(s: LotoSettings, tasks: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(search mode as in cell ids, method name as in summary.csv) of every agent searched."""
+    out = [(m, f"agent-{m}") for m in s.modes]
+    if s.source_searches:
+        out += [(SOURCE_MODE + t, f"agent-source:{t}") for t in s.universe(tasks)]
+    return out
+
+
+def agent_rows(
+    cells: dict[str, dict[str, Any]], s: LotoSettings, tasks: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Per (target, budget, agent): each pretraining seed's mean best and all searches' ranks.
+
+    `curve` is the mean best-so-far after each evaluation over every search (for the plots
+    and for the evaluations it takes to reach a score)."""
     rows = []
     for t in s.targets:
         for b in s.budgets:
-            for mode in s.modes:
-                per_seed, ranks, hits, seconds = [], [], [], []
+            for mode, method in agent_methods(s, tasks):
+                per_seed, ranks, hits, seconds, curves = [], [], [], [], []
                 for seed in range(s.seeds):
                     rec = cells.get(Cell("search", t, seed, mode, b).id)
                     if rec is None:
@@ -229,6 +302,7 @@ def agent_rows(cells: dict[str, dict[str, Any]], s: LotoSettings) -> list[dict[s
                     ranks += [r["rank"] for r in rec["runs"]]
                     hits += [r["hit"] for r in rec["runs"]]
                     seconds += [r["device_seconds"] for r in rec["runs"]]
+                    curves.append(np.mean([r["best"] for r in rec["runs"]], axis=0))
                 if not per_seed:
                     continue
                 arr = np.asarray(per_seed)
@@ -236,7 +310,7 @@ def agent_rows(cells: dict[str, dict[str, Any]], s: LotoSettings) -> list[dict[s
                     {
                         "target": t,
                         "budget": b,
-                        "method": f"agent-{mode}",
+                        "method": method,
                         "mean": float(arr.mean()),
                         "stderr": float(arr.std(ddof=1) / np.sqrt(arr.size))
                         if arr.size > 1
@@ -245,6 +319,8 @@ def agent_rows(cells: dict[str, dict[str, Any]], s: LotoSettings) -> list[dict[s
                         "hit_rate": float(np.mean(hits)),
                         "device_seconds": float(np.mean(seconds)),
                         "n": int(arr.size),
+                        "curve": [float(x) for x in np.mean(curves, axis=0)],
+                        "seed_curves": [[float(x) for x in c] for c in curves],
                     }
                 )
     return rows

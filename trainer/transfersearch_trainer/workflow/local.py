@@ -52,6 +52,7 @@ class RunOptions:
     data: str | None = None
     agents_dir: Path | None = None  # cache of pretrained source agents (default: out/../agents)
     compare_scratch: bool = True
+    compare_baselines: bool = False  # protocol search: every baseline, same budget and seeds
     device: str | None = None
     hp: Hyperparameters | None = None
     metrics: TrainerMetrics | None = None  # exported while training (`--metrics-port`)

@@ -5,8 +5,10 @@ task or tasks and keep it in the local agent cache), then one search per trial
 (spec.training.seeds of them, seed spec.training.seed + trial) on the target with
 budget spec.evaluation.budget: those evaluations are all a trial spends on the target.
 With ``compare_scratch`` an untrained agent searches beside each, with the same
-budget and seed: the reference a transferred agent is judged by. The report
-(results.json in the report folder) holds every search, its trajectory included.
+budget and seed: the reference a transferred agent is judged by; with
+``compare_baselines`` every baseline searches too, the same way (`workflow.compare`).
+The report (results.json in the report folder) holds every search, its trajectory
+included.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from transfersearch_trainer.agent.artifact import Agent
 from transfersearch_trainer.api.spec import TransferSearchManifest
 from transfersearch_trainer.telemetry.hooks import metric_hooks
 from transfersearch_trainer.telemetry.metrics import MetricLabels
+from transfersearch_trainer.workflow.compare import baseline_reports
+from transfersearch_trainer.workflow.search import agent_sources
 from transfersearch_trainer.workflow.searcher import Searcher, search_once
 from transfersearch_trainer.workflow.source import (
     pretrained_source,
@@ -73,6 +77,20 @@ def run_searches(
             if opts.metrics is not None:
                 opts.metrics.record_search(lab, report)
             searches.append({"trial": trial, **report})
+    baselines: list[dict[str, Any]] = []
+    if opts.compare_baselines:
+        agent = searcher.agent
+        sources = list(agent_sources(ws.bench, agent, spec.target.task)) if agent else []
+        with ws.reporter.task("baselines, same budget and seeds", 1) as tick:
+            baselines = baseline_reports(
+                ws.bench,
+                spec.target.task,
+                spec.evaluation.budget,
+                seed,
+                spec.training.seeds,
+                sources,
+            )
+            tick(1, {})
     mine = [s for s in searches if s["mode"] == spec.transfer.mode]
     best = max(mine, key=lambda s: (s["best_metric"], -s["trial"]))
     result = {
@@ -86,6 +104,7 @@ def run_searches(
         "source": searcher.to_dict(),
         "best": {k: best[k] for k in ("trial", "seed", "best_arch", "best_metric", "rank", "hit")},
         "searches": searches,
+        "baselines": baselines,
         "device": str(ws.device),
         "torch_threads": threads,
         "wall_seconds": time.perf_counter() - started,
