@@ -38,8 +38,8 @@ class Hyperparameters:
     augment: float = 0.3  # task augmentation: scale of random shifts of the training task
     budget_ref: int = 50  # the search budget the "budget used" feature is relative to
     encoder: str = "mlp"  # mlp or transformer (see agent.qnet)
-    d_model: int = 64
-    layers: int = 2
+    d_model: int = 32  # 32 x 1 block: 3-4x the updates/s of the 64 x 2 transformer at equal
+    layers: int = 1  # quality (`transfersearch bench learner` and `bench quality` measure both)
     heads: int = 4
     ff: int = 128
     eval_interval: int = 1000  # at most this many updates between curve points (0: no curve)
