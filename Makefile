@@ -15,7 +15,7 @@ ifeq ($(strip $(TRANSFERSEARCH_DATA)),)
   endif
 endif
 
-.PHONY: install demo test lint pytest bench clean crds kubectl prometheus reproduce reproduce-full
+.PHONY: install demo demo-paper test lint pytest bench clean crds kubectl prometheus reproduce reproduce-full
 
 install: $(STAMP)
 
@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[trainer,dev]'
 	@touch $@
 
+# The product's search with a zoo agent against every baseline, about a minute (no pretraining).
 demo: install
+	$(BIN)/transfersearch run examples/demo.yaml --out runs/demo
+
+# The paper's protocol (pretrain, then fine-tune with free target queries): about 3 minutes.
+demo-paper: install
 	$(BIN)/transfersearch run examples/local-demo.yaml --out runs/local-demo --agents runs/agents
 
 lint: install
@@ -74,21 +79,27 @@ bench: install
 	$(BIN)/transfersearch bench search --space micro --task class_object --budget 100
 	$(BIN)/transfersearch bench quality --space micro --source class_scene --target class_object
 
-# The transfer study (issue 4): the 4-task micro matrix with 3 seeds, about an hour on 2 cores.
-# Resumable: rerun the same command after an interruption. More: make reproduce-full WORKERS=16
+# The studies. Both are resumable: rerun the same command after an interruption.
+# make reproduce: the micro leave-one-task-out study (3 seeds, 5 searches per seed and budget)
+# and the paper-protocol matrix, about an hour on 2 cores.
+# make reproduce-full WORKERS=N: both spaces, 5 seeds, 10 searches, single-source agents and the
+# all-task agents of the zoo (docs/results/loto-*), at most about 8 hours on 2 cores.
 WORKERS ?= $(shell nproc)
+LOTO_FLAGS ?= --seeds 3 --budgets 25,50,100,200 --searches 5
+LOTO_FULL_FLAGS ?= --seeds 5 --budgets 25,50,100,200 --searches 10 --source-searches 3 --all-tasks
 REPRO_FLAGS ?= --seeds 3 --steps 1200 --honest-steps 400 --caps 100,300,1000 --searches 100
 reproduce: install
+	$(BIN)/transfersearch study loto --space micro $(LOTO_FLAGS) --workers $(WORKERS) \
+	  --out runs/loto-micro
 	$(BIN)/transfersearch matrix --space micro --tasks class_object,class_scene,jigsaw,autoencoder \
 	  $(REPRO_FLAGS) --workers $(WORKERS) --out runs/matrix-micro
 
 reproduce-full: install
 	for space in micro macro; do \
-	  $(BIN)/transfersearch matrix --space $$space \
-	    --tasks class_object,class_scene,jigsaw,room_layout,segmentsemantic,normal,autoencoder \
-	    --seeds 5 --steps 5000 --honest-steps 1000 --workers $(WORKERS) --out runs/matrix-full-$$space \
-	    || exit 1; \
+	  $(BIN)/transfersearch study loto --space $$space $(LOTO_FULL_FLAGS) --workers $(WORKERS) \
+	    --out runs/loto-$$space || exit 1; \
 	done
+	$(BIN)/transfersearch zoo build --study runs/loto-micro --study runs/loto-macro --out runs/zoo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_HP
+from tests.conftest import TINY_HP, hp_flags
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import TASKS
 from transfersearch_trainer.benchmark.loaders import load_benchmark
@@ -174,3 +177,36 @@ def test_interrupted_study_resumes_to_the_same_results(tmp_path: Path, synthetic
     names = {p.name for p in plot_study(rows, SETTINGS, out)}
     assert names == {"curves-b12.png", "wins.png", "avg-rank.png"}
     assert all((out / n).stat().st_size > 1000 for n in names)
+
+
+def test_the_command_pretrains_then_searches_and_plots(tmp_path: Path, synthetic_csv: Path) -> None:
+    """`study loto` end to end as a user runs it: first --pretrain-only, then the rest."""
+    exe = str(Path(sys.executable).with_name("transfersearch"))
+    env = dict(os.environ, COLUMNS="200")
+    out = tmp_path / "study"
+    hp = hp_flags({**TINY_HP, "eval_interval": 0})
+    common = [exe, "study", "loto", "--space", "micro", "--data", str(synthetic_csv)]
+    flags = ["--tasks", "jigsaw,autoencoder", "--seeds", "1", "--budgets", "6", "--searches", "1"]
+    flags += ["--updates", "8", "--out", str(out), *hp]
+    first = subprocess.run(
+        [*common, *flags, "--pretrain-only"], capture_output=True, text=True, env=env
+    )
+    assert first.returncode == 0, first.stderr
+    assert "agents under" in first.stdout
+    assert not list((out / "cells").glob("search__*"))
+    done = subprocess.run([*common, *flags], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "## Budget 6" in done.stdout
+    assert {"summary.csv", "curves-b6.png", "wins.png", "avg-rank.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    bad = subprocess.run(
+        [*common, "--tasks", "jigsaw,autoencoder", "--targets", "normal", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: --targets: normal not in --tasks; add them or drop them"
+    ]
