@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -99,6 +99,24 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
         yield lambda n: progress.advance(task_id, n)
 
 
+@contextmanager
+def cell_progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A resumable study's bar on stderr: the cell last finished, cells done of all."""
+    columns = (
+        TextColumn("{task.description:<44}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console) as progress:
+        task_id = progress.add_task(label, total=None)
+
+        def tick(cell: str, done: int, total: int) -> None:
+            progress.update(task_id, completed=done, total=total, description=cell[:44])
+
+        yield tick
+
+
 class RichReporter:
     """Progress bars on stderr with the learner's live return, score and evaluations."""
 
@@ -135,6 +153,14 @@ class RichReporter:
             err_console.print(text, highlight=False)
 
 
+def task_names(text: str, flag: str) -> tuple[str, ...]:
+    """Comma-separated task names, each checked (a typo names the flag and the valid tasks)."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    for t in names:
+        check_task(t, flag)
+    return names
+
+
 def task_benchmark(task: str, space: Space, data: str | None) -> Benchmark:
     """`--task` checked first (a typo fails before any loading), then the space's tables."""
     check_task(task, "--task")
@@ -156,6 +182,13 @@ def hyperparameters(
             raise TransferSearchError(f"--hp {item!r}: write name=value with a name from: {names}")
         pairs[key] = value
     return (base or Hyperparameters()).with_overrides(pairs, "--hp ")
+
+
+def hp_overrides(hp: list[str] | None) -> dict[str, Any]:
+    """The `--hp` values that differ from the defaults: what a study's settings record."""
+    overrides = hyperparameters(hp).to_dict() if hp else {}
+    defaults = hyperparameters(None).to_dict()
+    return {k: v for k, v in overrides.items() if defaults[k] != v}
 
 
 def print_results(

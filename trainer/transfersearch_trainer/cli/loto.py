@@ -6,22 +6,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.api.tasks import check_task
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.cli.common import (
     DataOpt,
     HpOpt,
     Space,
     SpaceOpt,
+    cell_progress,
     console,
     err_console,
-    hyperparameters,
+    hp_overrides,
+    task_names,
 )
 
-study_app = typer.Typer(help="Studies of the honest target search.", no_args_is_help=True)
+study_app = typer.Typer(
+    help="Studies: the honest target search (loto), the paper's transfer protocol (paper).",
+    no_args_is_help=True,
+)
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -29,13 +32,6 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise TransferSearchError(f"{flag}: write comma-separated integers, e.g. 50,100") from None
-
-
-def _names(text: str, flag: str) -> tuple[str, ...]:
-    names = tuple(t.strip() for t in text.split(",") if t.strip())
-    for t in names:
-        check_task(t, flag)
-    return names
 
 
 @study_app.command("loto")
@@ -80,10 +76,8 @@ def loto(
     from transfersearch_trainer.study.loto_report import summarize_study, write_summary
 
     bench = load_benchmark(data, space.value)  # fail fast on bad data, before any worker starts
-    universe = _names(tasks, "--tasks") if tasks else ()
-    chosen = _names(targets, "--targets") if targets else universe or bench.tasks
-    overrides = hyperparameters(hp).to_dict() if hp else {}
-    defaults = hyperparameters(None).to_dict()
+    universe = task_names(tasks, "--tasks") if tasks else ()
+    chosen = task_names(targets, "--targets") if targets else universe or bench.tasks
     settings = LotoSettings(
         space=space.value,
         targets=chosen,
@@ -92,24 +86,13 @@ def loto(
         searches=searches,
         updates=updates,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
-        hp={k: v for k, v in overrides.items() if defaults[k] != v},
+        hp=hp_overrides(hp),
         source_searches=source_searches,
         all_tasks=all_tasks,
         tasks=universe,
     )
     out_dir = Path(out)
-    columns = (
-        TextColumn("{task.description:<44}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console) as progress:
-        task_id = progress.add_task("loto cells", total=None)
-
-        def tick(cell: str, done: int, total: int) -> None:
-            progress.update(task_id, completed=done, total=total, description=cell[:44])
-
+    with cell_progress("loto cells") as tick:
         cells = run_loto(
             settings, out_dir, data, workers=workers, progress=tick, pretrain_only=pretrain_only
         )

@@ -16,6 +16,7 @@ from transfersearch_trainer.cli import (
     agents,
     data,
     loto,
+    paper,
     perf,
     runs,
     search,
@@ -44,6 +45,7 @@ search.register(app)
 studies.register(app, bench_app)
 perf.register(bench_app)
 loto.register(app)
+paper.register(loto.study_app)
 zoo.register(app)
 
 

@@ -16,7 +16,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 from transfersearch_trainer.api.errors import TransferSearchError
+from transfersearch_trainer.api.tasks import check_task
+from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.benchmark.table import Benchmark
 
 Progress = Callable[[str, int, int], None]  # (cell id, cells done, cells in all)
 
@@ -48,6 +53,16 @@ def load_cells(out: Path, schema: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+def check_tasks(tasks: Sequence[str], flag: str = "--tasks") -> None:
+    """A study's tasks, each both a source and a target: two or more, valid, no repeats."""
+    if len(tasks) < 2:
+        raise TransferSearchError(f"{flag}: give at least two tasks (comma-separated)")
+    if len(set(tasks)) != len(tasks):
+        raise TransferSearchError(f"{flag}: a task is listed twice")
+    for t in tasks:
+        check_task(t, flag)
+
+
 def check_settings(out: Path, settings: dict[str, Any], what: str) -> None:
     """An output folder belongs to one set of settings: resuming with others would mix results."""
     path = out / "settings.json"
@@ -62,12 +77,24 @@ def check_settings(out: Path, settings: dict[str, Any], what: str) -> None:
         write_json(path, settings)
 
 
+_BENCHMARKS: dict[tuple[str | None, str], Benchmark] = {}
+
+
+def worker_benchmark(data: str | None, space: str) -> Benchmark:
+    """This process's benchmark, loaded once (a worker runs many cells, each reads it), with
+    one torch thread: N workers then share N cores instead of fighting over them."""
+    if (data, space) not in _BENCHMARKS:
+        torch.set_num_threads(1)
+        _BENCHMARKS[(data, space)] = load_benchmark(data, space)
+    return _BENCHMARKS[(data, space)]
+
+
 def run_cells(
     todo: Sequence[CellLike],
     run: Callable[[Any], dict[str, Any]],
     done: dict[str, dict[str, Any]],
     workers: int,
-    init: Callable[[], None],
+    init: Callable[[], object],
     tick: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> bool:

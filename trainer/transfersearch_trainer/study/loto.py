@@ -49,8 +49,6 @@ from transfersearch_trainer.agent.artifact import Agent, load_agent, save_agent
 from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import ALL_TASKS, check_space, tasks_label
-from transfersearch_trainer.benchmark.loaders import load_benchmark
-from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.study import cells
 from transfersearch_trainer.study.cells import Progress, write_json
 from transfersearch_trainer.workflow.search import SearchRequest, run_agent_search
@@ -168,19 +166,9 @@ def source_dir(out: Path, task: str, seed: int) -> Path:
     return out / "agents" / "source" / task / f"s{seed}"
 
 
-_WORKER: dict[str, Benchmark] = {}
-
-
-def _init_worker(data: str | None, space: str) -> None:
-    if "bench" not in _WORKER:
-        torch.set_num_threads(1)
-        _WORKER["bench"] = load_benchmark(data, space)
-
-
 def run_cell(cell: Cell, s: LotoSettings, out: Path, data: str | None) -> dict[str, Any]:
     """Do one cell's work in this process; returns (and writes) its record."""
-    _init_worker(data, s.space)
-    bench = _WORKER["bench"]
+    bench = cells.worker_benchmark(data, s.space)
     started = time.perf_counter()
     if cell.kind in ("agent", "source"):
         ws = Workspace(bench, torch.device("cpu"), s.hyperparameters(), QuietReporter())
@@ -253,8 +241,7 @@ def run_loto(
     out.mkdir(parents=True, exist_ok=True)
     cells.check_settings(out, s.to_dict(), "leave-one-task-out study")
     done = load_cells(out)
-    _init_worker(data, s.space)
-    agents, searches = plan(s, _WORKER["bench"].tasks)
+    agents, searches = plan(s, cells.worker_benchmark(data, s.space).tasks)
     total = len(agents) + len(searches)
 
     def tick(cell: str) -> None:
@@ -268,7 +255,7 @@ def run_loto(
             partial(run_cell, s=s, out=out, data=data),
             done,
             workers,
-            partial(_init_worker, data, s.space),
+            partial(cells.worker_benchmark, data, s.space),
             tick,
         )
     return done

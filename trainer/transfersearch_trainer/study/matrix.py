@@ -43,7 +43,7 @@ from transfersearch_trainer.agent.transfer import (
     target_hyperparameters,
 )
 from transfersearch_trainer.api.errors import TransferSearchError
-from transfersearch_trainer.api.tasks import check_space, check_task
+from transfersearch_trainer.api.tasks import check_space
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.search.stats import summarize
 from transfersearch_trainer.study import cells
@@ -72,12 +72,7 @@ class MatrixSettings:
 
     def __post_init__(self) -> None:
         check_space(self.space, "--space")
-        if len(self.tasks) < 2:
-            raise TransferSearchError("--tasks: give at least two tasks (comma-separated)")
-        if len(set(self.tasks)) != len(self.tasks):
-            raise TransferSearchError("--tasks: a task is listed twice")
-        for t in self.tasks:
-            check_task(t, "--tasks")
+        cells.check_tasks(self.tasks)
         if self.seeds < 1:
             raise TransferSearchError("--seeds: must be at least 1")
         if self.steps < 1:
