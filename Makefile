@@ -15,7 +15,7 @@ ifeq ($(strip $(TRANSFERSEARCH_DATA)),)
   endif
 endif
 
-.PHONY: install demo demo-paper test lint pytest bench clean crds kubectl prometheus reproduce reproduce-full
+.PHONY: install demo demo-paper test lint pytest bench clean crds kubectl prometheus reproduce reproduce-full reproduce-matrix
 
 install: $(STAMP)
 
@@ -81,9 +81,9 @@ bench: install
 
 # The studies. Both are resumable: rerun the same command after an interruption.
 # make reproduce: the micro leave-one-task-out study (3 seeds, 5 searches per seed and budget)
-# and the paper-protocol matrix, about an hour on 2 cores.
-# make reproduce-full WORKERS=N: both spaces, 5 seeds, 10 searches, single-source agents and the
-# all-task agents of the zoo (docs/results/loto-*), at most about 8 hours on 2 cores.
+# and the paper's protocol on its four tasks (3 seeds), about an hour on 2 cores.
+# make reproduce-full WORKERS=N: both studies in both spaces with 5 seeds, the LOTO one with 10
+# searches, single-source agents and the zoo's all-task agents (docs/results/), then the zoo.
 WORKERS ?= $(shell nproc)
 LOTO_FLAGS ?= --seeds 3 --budgets 25,50,100,200 --searches 5
 LOTO_FULL_FLAGS ?= --seeds 5 --budgets 25,50,100,200 --searches 10 --source-searches 3 --all-tasks
@@ -91,6 +91,11 @@ REPRO_FLAGS ?= --seeds 3 --steps 1200 --honest-steps 400 --caps 100,300,1000 --s
 reproduce: install
 	$(BIN)/transfersearch study loto --space micro $(LOTO_FLAGS) --workers $(WORKERS) \
 	  --out runs/loto-micro
+	$(BIN)/transfersearch study paper --space micro --seeds 3 --workers $(WORKERS) \
+	  --out runs/paper-micro
+
+# The earlier transfer matrix (docs/results/matrix-micro): the paper's protocol and capped training.
+reproduce-matrix: install
 	$(BIN)/transfersearch matrix --space micro --tasks class_object,class_scene,jigsaw,autoencoder \
 	  $(REPRO_FLAGS) --workers $(WORKERS) --out runs/matrix-micro
 
@@ -98,6 +103,8 @@ reproduce-full: install
 	for space in micro macro; do \
 	  $(BIN)/transfersearch study loto --space $$space $(LOTO_FULL_FLAGS) --workers $(WORKERS) \
 	    --out runs/loto-$$space || exit 1; \
+	  $(BIN)/transfersearch study paper --space $$space --seeds 5 --workers $(WORKERS) \
+	    --out runs/paper-$$space || exit 1; \
 	done
 	$(BIN)/transfersearch zoo build --study runs/loto-micro --study runs/loto-macro --out runs/zoo
 
