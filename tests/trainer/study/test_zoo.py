@@ -74,10 +74,10 @@ def study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     writes them, with crafted validations, and a summary.csv."""
     out = tmp_path_factory.mktemp("loto")
     cells.check_settings(out, SETTINGS.to_dict(), "leave-one-task-out study")
-    agents, _ = plan(SETTINGS)
+    agents, _ = plan(SETTINGS, TASKS)
     for cell in [*agents, Cell("agent", "all_tasks", 0)]:
         record = run_cell(cell, SETTINGS, out, str(data_dir))
-        record["validation"] = VALIDATION[cell.target, cell.seed]
+        record["validation_normalised"] = VALIDATION[cell.target, cell.seed]
         cells.write_json(out / "cells" / cell.file, record)
     with (out / "summary.csv").open("w", newline="") as f:
         writer = csv.writer(f)
@@ -265,3 +265,14 @@ def test_a_manifest_with_the_zoo_agent_searches_in_the_pod(
     assert summary.agent_digest == f"sha256:{index(zoo)['all_but_jigsaw']['weights_sha256']}"
     results = read_json(s3_server, bucket, "searches/team-a/zoo/trials/0/results.json")
     assert results["agent"]["task"] == "all_but_jigsaw"
+
+
+def test_validation_is_scale_free_and_read_from_the_curve_for_older_cells(tmp_path: Path) -> None:
+    """Cells written before `validation_normalised` existed: 1 - the manifest's last regret."""
+    from transfersearch_trainer.study.zoo_build import _validation
+
+    curve = [{"score": 40.0, "normalised_regret": 0.5}, {"score": 41.0, "normalised_regret": 0.2}]
+    (tmp_path / "agent.json").write_text(json.dumps({"training": {"curve": curve}}))
+    assert _validation({"validation": 41.0}, tmp_path) == pytest.approx(0.8)
+    assert _validation({"validation_normalised": 0.9, "validation": 41.0}, tmp_path) == 0.9
+    assert _validation({"validation": 41.0}, tmp_path / "missing") == 41.0  # no curve at all

@@ -186,6 +186,8 @@ def run_cell(cell: Cell, s: LotoSettings, out: Path, data: str | None) -> dict[s
             "digest": agent.digest,
             "device_seconds": agent.training.get("device_seconds"),
             "validation": curve[-1]["score"] if curve else None,
+            # scale-free (1 = the sources' optima, 0 = their medians): what the zoo picks by
+            "validation_normalised": 1.0 - curve[-1]["normalised_regret"] if curve else None,
         }
     else:
         mode, searches = cell.mode, s.searches

@@ -4,7 +4,10 @@ For every space and every pretrained label of a study (``all_but_<T>`` per targe
 ``all_tasks`` when the study pretrained on all seven tasks) the zoo keeps one agent:
 the pretraining seed with the best ``validation``, ties to the lowest seed. Validation
 is the last point of the agent's pretraining curve, greedy searches on its *source*
-tasks only, so the choice never looks at the held-out target: the zoo's agent for T is
+tasks only, taken scale-free: one minus the mean normalised regret over the sources
+(1 = every source's optimum, 0 = their medians), because the mean raw metric would
+weigh the sources by the scale of their metrics (jigsaw's ~95 against autoencoder's
+~0.5). The choice never looks at the held-out target: the zoo's agent for T is
 as honest on T as each of the study's seeds was. What the study measured on T is
 written in the model card afterwards, for reading, never used to choose.
 
@@ -84,11 +87,23 @@ def best_seed(seeds: list[Seed]) -> Seed:
     return min(seeds, key=lambda s: (s.validation is None, -(s.validation or 0.0), s.seed))
 
 
-def _validation(record: dict[str, Any]) -> float | None:
-    value = record.get("validation")
+def _number(value: Any) -> float | None:
     if not isinstance(value, int | float) or math.isnan(value):
         return None
     return float(value)
+
+
+def _validation(record: dict[str, Any], folder: Path) -> float | None:
+    """The seed's scale-free validation: the cell's; for a cell written before it recorded
+    one, its manifest's last curve point (no curve: the cell's raw `validation`)."""
+    if "validation_normalised" in record:  # None there: the agent drew no curve
+        return _number(record["validation_normalised"])
+    try:
+        curve = json.loads((folder / MANIFEST).read_text())["training"].get("curve") or []
+    except (OSError, ValueError, KeyError, TypeError):
+        curve = []
+    regret = _number(curve[-1].get("normalised_regret")) if curve else None
+    return 1.0 - regret if regret is not None else _number(record.get("validation"))
 
 
 def study_picks(study: Path) -> list[Pick]:
@@ -108,7 +123,8 @@ def study_picks(study: Path) -> list[Pick]:
     by_target: dict[str, list[Seed]] = {}
     for record in cells.load_cells(study, SCHEMA).values():
         if record.get("kind") == "agent":
-            seed = Seed(int(record["seed"]), _validation(record), record)
+            folder = agent_dir(study, str(record["target"]), int(record["seed"]))
+            seed = Seed(int(record["seed"]), _validation(record, folder), record)
             by_target.setdefault(str(record["target"]), []).append(seed)
     if not by_target:
         raise TransferSearchError(

@@ -131,9 +131,11 @@ def model_card(
         f"Seed s{entry.seed} has the best pretraining-side validation of the "
         f"{len(pick.seeds)} seeds the study finished ({settings.get('seeds')} planned), ties "
         "going to the lowest seed. Validation is the last point of the pretraining curve: the "
-        f"mean best found by {hp.get('eval_searches')} greedy searches of "
-        f"{hp.get('eval_budget')} evaluations on each source task, averaged over the sources. "
-        "Nothing measured on the held-out target was used to choose.",
+        f"the best found by {hp.get('eval_searches')} greedy searches of "
+        f"{hp.get('eval_budget')} evaluations on each source task, as one minus the mean "
+        "normalised regret over the sources (1 = every source's optimum, 0 = their medians; "
+        "scale-free, unlike a mean of raw metrics). Nothing measured on the held-out target "
+        "was used to choose.",
         "",
         *_table(("seed", "validation", "weights sha256", "choice"), _seed_rows(pick)),
         "",
@@ -188,9 +190,10 @@ def zoo_readme() -> str:
             "(`transfersearch study loto`), which pretrain every agent with several seeds, and "
             "keeps for each space and label the seed with the best pretraining-side "
             "validation (the last point of its pretraining curve: greedy searches on its "
-            "source tasks), ties going to the lowest seed. Nothing measured on the held-out "
-            "target is used to choose; the study's numbers on it are in the model card, for "
-            "reading.",
+            "source tasks, scored as one minus their mean normalised regret, so that 1 is "
+            "every source's optimum and 0 their medians), ties going to the lowest seed. "
+            "Nothing measured on the held-out target is used to choose; the study's numbers "
+            "on it are in the model card, for reading.",
             "",
             "```bash",
             "transfersearch zoo build --study runs/loto-micro [--study runs/loto-macro] --out zoo",
