@@ -276,3 +276,20 @@ def test_validation_is_scale_free_and_read_from_the_curve_for_older_cells(tmp_pa
     assert _validation({"validation": 41.0}, tmp_path) == pytest.approx(0.8)
     assert _validation({"validation_normalised": 0.9, "validation": 41.0}, tmp_path) == 0.9
     assert _validation({"validation": 41.0}, tmp_path / "missing") == 41.0  # no curve at all
+
+
+def test_the_committed_zoo_holds_every_leave_one_task_out_agent_and_they_load() -> None:
+    """The repository's zoo/: 14 leave-one-task-out agents (7 targets x 2 spaces) and the two
+    all-task ones, each verified against index.json, loaded, and excluding its target."""
+    from transfersearch_trainer.store.zoo import zoo_agent
+
+    root = ROOT / "zoo"
+    for space in ("micro", "macro"):
+        for target in [*TASKS, None]:
+            folder, entry = zoo_agent(space, target, root=root)
+            agent = load_agent(folder, space, f"sha256:{entry.weights_sha256}")
+            sources = agent.training["tasks"]
+            assert target not in sources
+            assert len(sources) == (len(TASKS) if target is None else len(TASKS) - 1)
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert size < 8_000_000, f"the zoo is {size / 1e6:.1f} MB; keep it to a few MB"

@@ -131,7 +131,7 @@ def model_card(
         f"Seed s{entry.seed} has the best pretraining-side validation of the "
         f"{len(pick.seeds)} seeds the study finished ({settings.get('seeds')} planned), ties "
         "going to the lowest seed. Validation is the last point of the pretraining curve: the "
-        f"the best found by {hp.get('eval_searches')} greedy searches of "
+        f"best found by {hp.get('eval_searches')} greedy searches of "
         f"{hp.get('eval_budget')} evaluations on each source task, as one minus the mean "
         "normalised regret over the sources (1 = every source's optimum, 0 = their medians; "
         "scale-free, unlike a mean of raw metrics). Nothing measured on the held-out target "
