@@ -199,6 +199,10 @@ def test_a_missing_zoo_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_
         zoo_agent("micro", "jigsaw")
     monkeypatch.delenv(ZOO_ENV)
     assert zoo_root() == ROOT / "zoo"  # a source checkout: its zoo/ folder
+    empty = tmp_path / "empty"  # a zoo folder before any build: its README, no index
+    empty.mkdir()
+    shutil.copy(ROOT / "zoo" / "README.md", empty / "README.md")
+    monkeypatch.setenv(ZOO_ENV, str(empty))
     with pytest.raises(TransferSearchError, match="holds no agents yet .*or pass --agent PATH"):
         zoo_agent("micro", "jigsaw", field="--agent")
     with pytest.raises(TransferSearchError, match="or set spec.source.agent to an agent folder"):
