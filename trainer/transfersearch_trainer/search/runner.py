@@ -50,6 +50,12 @@ _FACTORIES: dict[str, Callable[[], SearchMethod]] = {
 }
 
 
+def comparison_methods(sources: Sequence[str]) -> list[SearchMethod]:
+    """Every method once, to compare an agent with: the per-source top-k are left out,
+    multi-top-k being the prior over all of the sources."""
+    return [m for m in build_methods("all", sources) if not isinstance(m, SourceTopK)]
+
+
 def build_methods(name: str, sources: Sequence[str]) -> list[SearchMethod]:
     """The configured methods for `name`: `all` is every one, `source-top-k` one per source."""
     if name == "all":

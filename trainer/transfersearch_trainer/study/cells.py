@@ -129,3 +129,21 @@ def run_cells(
                 if tick is not None:
                     tick(c.id)
     return True
+
+
+def run_phases(
+    phases: Sequence[Sequence[CellLike]],
+    run: Callable[[Any], dict[str, Any]],
+    done: dict[str, dict[str, Any]],
+    workers: int,
+    init: Callable[[], object],
+    tick: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> bool:
+    """`run_cells` on each phase's unfinished cells in turn (a later phase needs the earlier
+    ones' agents); False, and the later phases left alone, when `should_stop` ended one."""
+    for phase in phases:
+        todo = [c for c in phase if c.id not in done]
+        if not run_cells(todo, run, done, workers, init, tick, should_stop):
+            return False
+    return True

@@ -250,16 +250,14 @@ def run_loto(
         if progress is not None:
             progress(cell, len(done), total)
 
-    phases = (agents,) if pretrain_only else (agents, searches)
-    for phase in phases:  # a search of a pretrained agent needs the agent
-        cells.run_cells(
-            [c for c in phase if c.id not in done],
-            partial(run_cell, s=s, out=out, data=data),
-            done,
-            workers,
-            partial(cells.worker_benchmark, data, s.space),
-            tick,
-        )
+    cells.run_phases(  # a search of a pretrained agent needs the agent
+        (agents,) if pretrain_only else (agents, searches),
+        partial(run_cell, s=s, out=out, data=data),
+        done,
+        workers,
+        partial(cells.worker_benchmark, data, s.space),
+        tick,
+    )
     return done
 
 

@@ -25,7 +25,7 @@ from scipy.stats import rankdata
 
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.baselines import run_searches
-from transfersearch_trainer.search.runner import build_methods, transfer_context
+from transfersearch_trainer.search.runner import comparison_methods, transfer_context
 from transfersearch_trainer.search.stats import fmt, mean_rank
 from transfersearch_trainer.study.loto import LotoSettings, agent_rows
 
@@ -77,9 +77,7 @@ def baseline_rows(bench: Benchmark, s: LotoSettings) -> list[dict[str, Any]]:
         ctx = transfer_context(bench, t, s.sources(bench.tasks, t))
         values = bench.metric(t)
         for b in s.budgets:
-            for method in build_methods("all", ctx.sources):
-                if method.name.startswith("source-top-k"):
-                    continue  # one per source; multi-top-k is the prior over all of them
+            for method in comparison_methods(ctx.sources):
                 runs = run_searches(method, ctx, values, t, b, n, BASELINE_SEED)
                 best = np.asarray(runs.best, dtype=np.float64)
                 spread = 0.0 if method.deterministic else float(best.std(ddof=1) / np.sqrt(n))
@@ -174,9 +172,7 @@ def roi(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
     """Per target and agent: evaluations it needs to reach the best baseline's mean best at
     `budget`, i.e. trainings saved against the best baseline (negative or None: none saved)."""
     out = []
-    for t in sorted(
-        {r["target"] for r in rows}, key=lambda t: [r["target"] for r in rows].index(t)
-    ):
+    for t in dict.fromkeys(r["target"] for r in rows):  # in the rows' order
         cell = [r for r in rows if r["target"] == t and r["budget"] == budget]
         baselines = [r for r in cell if not r["method"].startswith("agent-")]
         if not baselines:

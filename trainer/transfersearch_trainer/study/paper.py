@@ -260,16 +260,13 @@ def run_paper(
         if progress is not None:
             progress(cell, len(done), total)
 
-    for phase in (scratch, transfer):
-        finished = cells.run_cells(
-            [c for c in phase if c.id not in done],
-            partial(run_cell, s=s, out=out, data=data),
-            done,
-            workers,
-            partial(cells.worker_benchmark, data, s.space),
-            tick,
-            should_stop,
-        )
-        if not finished:
-            break
+    cells.run_phases(  # a transfer needs its source's scratch agent
+        (scratch, transfer),
+        partial(run_cell, s=s, out=out, data=data),
+        done,
+        workers,
+        partial(cells.worker_benchmark, data, s.space),
+        tick,
+        should_stop,
+    )
     return done

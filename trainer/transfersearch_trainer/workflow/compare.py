@@ -16,7 +16,7 @@ import numpy as np
 
 from transfersearch_trainer.benchmark.table import Benchmark
 from transfersearch_trainer.search.baselines import run_searches
-from transfersearch_trainer.search.runner import build_methods, transfer_context
+from transfersearch_trainer.search.runner import comparison_methods, transfer_context
 from transfersearch_trainer.search.stats import mean_rank
 
 
@@ -27,9 +27,7 @@ def baseline_reports(
     ctx = transfer_context(bench, target, sources or None)
     values = bench.metric(target)
     rows = []
-    for method in build_methods("all", ctx.sources):
-        if method.name.startswith("source-top-k"):
-            continue  # one per source; multi-top-k is the prior over all of them
+    for method in comparison_methods(ctx.sources):
         runs = run_searches(method, ctx, values, target, budget, trials, seed)
         best = np.asarray(runs.best)
         k = int(best.argmax())
