@@ -23,7 +23,7 @@ from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import TASKS
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.benchmark.spaces import get_space
-from transfersearch_trainer.study.loto import LotoSettings, load_cells, plan, run_loto
+from transfersearch_trainer.study.loto import LotoSettings, best_curve, load_cells, plan, run_loto
 from transfersearch_trainer.study.loto_plots import plot_study
 from transfersearch_trainer.study.loto_report import (
     COLUMNS,
@@ -127,7 +127,10 @@ def test_interrupted_study_resumes_to_the_same_results(tmp_path: Path, synthetic
     assert whole["source/autoencoder/s0"]["sources"] == ["autoencoder"]
     for rec in whole.values():
         for r in rec.get("runs", []):
-            assert len(r["best"]) == rec["budget"]  # every evaluation paid, none more
+            assert r["evaluations"] == rec["budget"]  # every evaluation paid, none more
+            curve = best_curve(r, rec["budget"])
+            assert curve[-1] == r["best_metric"]
+            assert curve == sorted(curve)  # best so far never drops
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "whole" / "cells").iterdir()}
     again = run_loto(SETTINGS, tmp_path / "whole", data)  # nothing left: same cells, untouched
     assert again == whole
@@ -136,6 +139,32 @@ def test_interrupted_study_resumes_to_the_same_results(tmp_path: Path, synthetic
     } == before
     with pytest.raises(TransferSearchError, match="other settings"):
         run_loto(LotoSettings(space="micro", targets=("jigsaw",), seeds=1), part, data)
+
+    # A fresh checkout holds only what is committed: settings.json and the pack. Half of the
+    # searches lost too, so some agents must be pretrained again, to the same digests.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(tmp_path / "whole" / "settings.json", fresh)
+    lines = (tmp_path / "whole" / "cells.jsonl").read_text().splitlines()
+    assert len(lines) == len(whole)
+    kept = [ln for ln in lines if '"search/jigsaw/' not in ln]
+    (fresh / "cells.jsonl").write_text("\n".join(kept) + "\n")
+    revived = run_loto(SETTINGS, fresh, data)
+    assert results(revived) == results(whole)
+    pretrained_again = {
+        p.name for p in (fresh / "cells").iterdir() if not p.name.startswith("search")
+    }
+    # jigsaw's own agents and the single-source agents that search jigsaw, nothing else
+    assert pretrained_again == {
+        f"{kind}__{task}__s{seed}.json"
+        for kind, task in (
+            ("agent", "jigsaw"),
+            ("source", "class_object"),
+            ("source", "autoencoder"),
+        )
+        for seed in (0, 1)
+    }
+    assert not any("reproduced" in rec for rec in revived.values())
 
     bench = load_benchmark(data, "micro")
     out = tmp_path / "whole"

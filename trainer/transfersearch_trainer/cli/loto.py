@@ -65,13 +65,21 @@ def loto(
     pretrain_only: Annotated[
         bool, typer.Option("--pretrain-only", help="Stop after pretraining (no searches).")
     ] = False,
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only",
+            help="Run nothing: write the summary of the cells finished so far (a partial study).",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option("--workers", help="Parallel processes.")] = 1,
     data: DataOpt = None,
     hp: HpOpt = None,
 ) -> None:
     """Every target: its leave-one-task-out agent (online, zero-shot), scratch, every baseline."""
     # lazy: these import torch, which the light commands must not load
-    from transfersearch_trainer.study.loto import LotoSettings, run_loto
+    from transfersearch_trainer.study.cells import check_settings
+    from transfersearch_trainer.study.loto import LotoSettings, load_cells, run_loto
     from transfersearch_trainer.study.loto_plots import plot_study
     from transfersearch_trainer.study.loto_report import summarize_study, write_summary
 
@@ -92,10 +100,16 @@ def loto(
         tasks=universe,
     )
     out_dir = Path(out)
-    with cell_progress("loto cells") as tick:
-        cells = run_loto(
-            settings, out_dir, data, workers=workers, progress=tick, pretrain_only=pretrain_only
-        )
+    if report_only:
+        if not (out_dir / "settings.json").is_file():
+            raise TransferSearchError(f"--out {out}: no study here (settings.json is missing)")
+        check_settings(out_dir, settings.to_dict(), "leave-one-task-out study")
+        cells = load_cells(out_dir)
+    else:
+        with cell_progress("loto cells") as tick:
+            cells = run_loto(
+                settings, out_dir, data, workers=workers, progress=tick, pretrain_only=pretrain_only
+            )
     if pretrain_only:
         console.print(f"{len(cells)} cells done; agents under {out_dir / 'agents'}", markup=False)
         return

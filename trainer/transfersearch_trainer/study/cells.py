@@ -4,6 +4,10 @@ A study is split into cells, each written to ``OUT/cells/<file>.json`` when done
 rerun skips the cells on disk, so an interrupted study continues where it stopped and,
 every cell being seeded, ends with the results of an uninterrupted one. An output
 folder belongs to one set of settings (``OUT/settings.json``).
+
+``OUT/cells.jsonl`` (`pack_cells`) holds every finished record in one sorted text file:
+the part of a study worth committing. A fresh checkout resumes from it alone, the
+cell files and agents being scratch space (a missing agent is pretrained again).
 """
 
 from __future__ import annotations
@@ -40,9 +44,22 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+PACK = "cells.jsonl"
+
+
 def load_cells(out: Path, schema: str) -> dict[str, dict[str, Any]]:
-    """The finished cells' records by id (files of another schema or unreadable: redone)."""
+    """The finished cells' records by id, from the pack and the cell files (files of another
+    schema or unreadable: redone; a cell file wins over the pack's line)."""
     found = {}
+    pack = out / PACK
+    if pack.is_file():
+        for line in pack.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short: that cell is redone
+            if isinstance(record, dict) and record.get("schema") == schema:
+                found[record["id"]] = record
     for path in sorted((out / "cells").glob("*.json")):
         try:
             record = json.loads(path.read_text())
@@ -51,6 +68,18 @@ def load_cells(out: Path, schema: str) -> dict[str, dict[str, Any]]:
         if record.get("schema") == schema:
             found[record["id"]] = record
     return found
+
+
+def pack_cells(out: Path, done: dict[str, dict[str, Any]]) -> Path:
+    """Write every finished record to ``OUT/cells.jsonl``, one per line, sorted by id
+    (atomically: a reader sees the old pack or the new one)."""
+    path = out / PACK
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{PACK}.")
+    with os.fdopen(fd, "w") as f:
+        for cell_id in sorted(done):
+            f.write(json.dumps(done[cell_id], sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def check_tasks(tasks: Sequence[str], flag: str = "--tasks") -> None:

@@ -26,7 +26,11 @@ Every budget is its own search: the agent sees the fraction of the budget it has
 spent, so a prefix of a longer search is not what it does with a shorter budget.
 
 A rerun skips finished cells, so an interrupted study continues where it stopped;
-every cell is seeded, so it ends with the results of an uninterrupted one.
+every cell is seeded, so it ends with the results of an uninterrupted one. The work
+goes seed by seed (that seed's agents, then their searches), and ``OUT/cells.jsonl``
+is rewritten after each step: committing that one file saves the study, and a fresh
+checkout resumes from it, pretraining again only the agents that a search still needs
+(the record's digest says whether the agent came out the same).
 Baselines need no training and are computed when the summary is written.
 
 Why searches per pretraining seed and not one: the variance has two sources, the
@@ -209,7 +213,8 @@ def run_cell(cell: Cell, s: LotoSettings, out: Path, data: str | None) -> dict[s
                     "rank": r["rank"],
                     "hit": r["hit"],
                     "device_seconds": r["device_seconds"],
-                    "best": [e["best"] for e in r["trajectory"]],
+                    "evaluations": r["evaluations"],
+                    "improved": improvements([e["best"] for e in r["trajectory"]]),
                     "start": r["start"],
                 }
             )
@@ -225,8 +230,67 @@ def run_cell(cell: Cell, s: LotoSettings, out: Path, data: str | None) -> dict[s
     return record
 
 
+def improvements(best: list[float]) -> list[list[float]]:
+    """A best-so-far curve as its steps, ``[evaluation index, new best]``: a search improves
+    a few times in hundreds of evaluations, so this keeps the pack small."""
+    steps = [[0, best[0]]] if best else []
+    steps += [[i, b] for i, b in enumerate(best) if i and b != best[i - 1]]
+    return steps
+
+
+def best_curve(run: dict[str, Any], budget: int) -> list[float]:
+    """The best-so-far after each of the `budget` evaluations, from a run's steps."""
+    if "best" in run:  # records written before the steps
+        return list(run["best"])
+    curve = np.empty(budget)
+    steps = run["improved"]
+    for (i, b), nxt in zip(steps, [*steps[1:], [budget, 0.0]], strict=True):
+        curve[int(i) : int(nxt[0])] = b
+    return [float(x) for x in curve]
+
+
 def load_cells(out: Path) -> dict[str, dict[str, Any]]:
     return cells.load_cells(out, SCHEMA)
+
+
+def agent_cell(search: Cell) -> Cell | None:
+    """The pretraining cell a search needs (None: scratch, an untrained agent)."""
+    if search.mode == "scratch":
+        return None
+    if search.mode.startswith(SOURCE_MODE):
+        return Cell("source", search.mode[len(SOURCE_MODE) :], search.seed)
+    return Cell("agent", search.target, search.seed)
+
+
+def agent_files(out: Path, cell: Cell) -> Path:
+    folder = source_dir if cell.kind == "source" else agent_dir
+    return folder(out, cell.target, cell.seed)
+
+
+def seed_steps(
+    s: LotoSettings,
+    out: Path,
+    done: dict[str, dict[str, Any]],
+    agents: list[Cell],
+    searches: list[Cell],
+) -> list[tuple[list[Cell], list[Cell]]]:
+    """Per seed: (agents to pretrain, searches to run). An agent is pretrained when it has no
+    record, or its files are gone (a fresh checkout) while a search of it is unfinished."""
+    steps = []
+    for seed in range(s.seeds):
+        todo = [c for c in searches if c.seed == seed and c.id not in done]
+        needed = {a.id for c in todo if (a := agent_cell(c)) is not None}
+        pretrain = [
+            a
+            for a in agents
+            if a.seed == seed
+            and (
+                a.id not in done
+                or (a.id in needed and not (agent_files(out, a) / "agent.json").is_file())
+            )
+        ]
+        steps.append((pretrain, todo))
+    return steps
 
 
 def run_loto(
@@ -250,14 +314,20 @@ def run_loto(
         if progress is not None:
             progress(cell, len(done), total)
 
-    cells.run_phases(  # a search of a pretrained agent needs the agent
-        (agents,) if pretrain_only else (agents, searches),
-        partial(run_cell, s=s, out=out, data=data),
-        done,
-        workers,
-        partial(cells.worker_benchmark, data, s.space),
-        tick,
-    )
+    run = partial(run_cell, s=s, out=out, data=data)
+    init = partial(cells.worker_benchmark, data, s.space)
+    for fresh, todo in seed_steps(s, out, done, agents, [] if pretrain_only else searches):
+        before = {c.id: done[c.id].get("digest") for c in fresh if c.id in done}
+        for c in fresh:
+            done.pop(c.id, None)
+        # a search of a pretrained agent needs the agent: pretraining first
+        for phase in (fresh, todo):
+            cells.run_cells(phase, run, done, workers, init, tick)
+            for c in fresh:  # pretrained again: did the same agent come out?
+                if c.id in before and c.id in done and done[c.id].get("digest") != before[c.id]:
+                    done[c.id]["reproduced"] = False
+                    write_json(out / "cells" / c.file, done[c.id])
+            cells.pack_cells(out, done)
     return done
 
 
@@ -289,7 +359,7 @@ def agent_rows(
                     ranks += [r["rank"] for r in rec["runs"]]
                     hits += [r["hit"] for r in rec["runs"]]
                     seconds += [r["device_seconds"] for r in rec["runs"]]
-                    curves.append(np.mean([r["best"] for r in rec["runs"]], axis=0))
+                    curves.append(np.mean([best_curve(r, b) for r in rec["runs"]], axis=0))
                 if not per_seed:
                     continue
                 arr = np.asarray(per_seed)
