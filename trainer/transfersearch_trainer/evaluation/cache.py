@@ -1,12 +1,36 @@
-"""Evaluation cache: a finished training is never repeated (placeholder, filled in below)."""
+"""The evaluation cache: a training that finished is never paid for again.
+
+An own-data evaluation trains a network for minutes to hours, so its result is kept,
+keyed by everything that decides it: the dataset's sha256, the space, the architecture,
+the training recipe and the seed (`cache_key`). The cache lives in a `Blobs` store, an
+S3 prefix for the operator's trial pods or a folder for local runs, so
+
+* a pod that is killed and restarted finds the trainings it finished;
+* the trials of one search share it, and a trial about to train an architecture first
+  *claims* it (an atomic create-if-absent); a trial that finds the claim of another
+  waits for that result instead of training the same network twice. A claim older than
+  `claim_seconds` is from a trial that died and is taken over.
+
+Every entry carries the sha256 of its own content and its key, and is checked before
+use: an entry that does not verify is ignored (and trained again), never trusted.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import socket
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from transfersearch_trainer.search.evaluator import Evaluation
+from transfersearch_trainer.store.blobs import Blobs, open_blobs, sha256_hex
+
+log = logging.getLogger("transfersearch.cache")
+
+SCHEMA = "transfersearch-evaluation/1"
 
 
 def cache_key(dataset_sha256: str, space: str, arch: str, recipe: dict[str, Any], seed: int) -> str:
@@ -22,3 +46,122 @@ class EvaluationCache(Protocol):
     def get(self, key: str) -> Evaluation | None: ...
 
     def put(self, key: str, evaluation: Evaluation, info: dict[str, Any]) -> None: ...
+
+
+def _payload(key: str, evaluation: Evaluation, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "key": key,
+        "metric": evaluation.metric,
+        "device_seconds": evaluation.device_seconds,
+        "gpu_seconds": evaluation.gpu_seconds,
+        "info": info,
+    }
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return sha256_hex(json.dumps(payload, sort_keys=True).encode())
+
+
+class BlobCache:
+    """Evaluations in a folder or under an S3 prefix (``evaluations/<key>.json``)."""
+
+    def __init__(
+        self,
+        blobs: Blobs,
+        claim_seconds: float = 6 * 3600.0,
+        poll_seconds: float = 2.0,
+        owner: str | None = None,
+    ) -> None:
+        self.blobs = blobs
+        self.claim_seconds = claim_seconds
+        self.poll_seconds = poll_seconds
+        # Stable across restarts (a pod's trial name; locally this host), so a run that was
+        # killed and started again takes its own claims back at once instead of waiting.
+        self.owner = owner or f"local:{socket.gethostname()}"
+        self.hits = 0
+        self.rejected = 0  # entries that failed verification
+
+    @classmethod
+    def open(cls, location: str, **kwargs: Any) -> BlobCache:
+        return cls(open_blobs(location), **kwargs)
+
+    @property
+    def location(self) -> str:
+        return self.blobs.location
+
+    @staticmethod
+    def _entry(key: str) -> str:
+        return f"evaluations/{key[:2]}/{key}.json"
+
+    @staticmethod
+    def _claim(key: str) -> str:
+        return f"claims/{key[:2]}/{key}.json"
+
+    def get(self, key: str) -> Evaluation | None:
+        raw = self.blobs.get(self._entry(key))
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            digest = record.pop("sha256")
+            ok = record.get("key") == key and digest == _digest(record)
+            evaluation = Evaluation(
+                float(record["metric"]),
+                float(record["device_seconds"]),
+                float(record["gpu_seconds"]),
+                cached=True,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            self.rejected += 1
+            log.warning("cache entry %s does not verify; training it again", self._entry(key))
+            return None
+        self.hits += 1
+        return evaluation
+
+    def put(self, key: str, evaluation: Evaluation, info: dict[str, Any]) -> None:
+        payload = _payload(key, evaluation, info)
+        record = {**payload, "sha256": _digest(payload)}
+        self.blobs.put(self._entry(key), json.dumps(record, sort_keys=True).encode())
+
+    def claim(self, key: str) -> bool:
+        """True when this owner may train `key`: nobody claimed it, or the claim is stale."""
+        body = json.dumps({"owner": self.owner, "time": time.time()}).encode()
+        if self.blobs.create(self._claim(key), body):
+            return True
+        raw = self.blobs.get(self._claim(key))
+        try:
+            held = json.loads(raw) if raw is not None else None
+            owner, since = (held["owner"], float(held["time"])) if held else (None, 0.0)
+        except (ValueError, KeyError, TypeError):
+            owner, since = None, 0.0
+        if owner == self.owner:
+            return True
+        if raw is None or time.time() - since > self.claim_seconds:
+            log.info("taking over the stale claim on %s", key)
+            self.blobs.put(self._claim(key), body)
+            return True
+        return False
+
+    def release(self, key: str) -> None:
+        self.blobs.delete([self._claim(key)])
+
+    def evaluate(
+        self, key: str, train: Callable[[], Evaluation], info: dict[str, Any]
+    ) -> Evaluation:
+        """The cached result of `key`, or another trial's once it finishes, or `train()`'s."""
+        while True:
+            found = self.get(key)
+            if found is not None:
+                return found
+            if self.claim(key):
+                break
+            time.sleep(self.poll_seconds)  # another trial trains it now: wait for its result
+        try:
+            result = train()
+            self.put(key, result, info)
+        finally:
+            self.release(key)
+        return result

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.benchmark.spaces import SearchSpace
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.evaluator import Evaluator, Ledger
 from transfersearch_trainer.search.oracle import (
     SearchContext,
     SearchMethod,
@@ -54,6 +55,8 @@ class SearchRuns:
     budget: int
     evaluated: npt.NDArray[np.int64]  # (N, budget) architectures in the order evaluated
     trajectory: npt.NDArray[np.float64]  # (N, budget) best metric after each evaluation
+    # what each search's evaluations cost (None: a table lookup, free)
+    ledgers: tuple[Ledger, ...] | None = None
 
     @property
     def best(self) -> npt.NDArray[np.float64]:
@@ -175,7 +178,7 @@ class Evolution:
 def run_searches(
     method: SearchMethod,
     ctx: SearchContext,
-    target_values: npt.ArrayLike,
+    target_values: npt.ArrayLike | Evaluator,
     task: str,
     budget: int,
     searches: int,
@@ -184,9 +187,11 @@ def run_searches(
     progress: Progress | None = None,
 ) -> SearchRuns:
     """`searches` independent searches of `method`, each with its own oracle on
-    `target_values` (the only place the target enters); deterministic methods run once
+    `target_values` (the only place the target enters: a benchmark column, or an
+    `Evaluator` such as training on the user's data); deterministic methods run once
     and their one search is repeated, so every method reports N rows."""
-    values = np.asarray(target_values, dtype=np.float64)
+    evaluator = target_values if isinstance(target_values, Evaluator) else None
+    values = np.asarray(target_values if evaluator is None else [], dtype=np.float64)
     check_run(ctx.space.size, budget, searches)
     start_arr = (
         default_starts(ctx.space.size, searches, seed)
@@ -201,20 +206,29 @@ def run_searches(
     rows = 1 if method.deterministic else searches
     evaluated = np.empty((searches, budget), dtype=np.int64)
     found = np.empty((searches, budget), dtype=np.float64)
+    ledgers = []
     for i in range(rows):
-        oracle = TargetOracle(values, budget)
+        oracle = (
+            TargetOracle(values, budget)
+            if evaluator is None
+            else TargetOracle.of(evaluator, budget)
+        )
         method.search(ctx, oracle, int(start_arr[i]), np.random.default_rng(seeds[i]))
         if oracle.spent != budget:
             raise RuntimeError(f"{method.name} spent {oracle.spent} of {budget} evaluations")
         evaluated[i], found[i] = oracle.order, oracle.found
+        ledgers.append(oracle.ledger)
         if progress is not None:
             progress(1)
     if rows < searches:
         evaluated[rows:], found[rows:] = evaluated[0], found[0]
+        ledgers += [ledgers[0]] * (searches - rows)  # the one search, repeated: paid once
         if progress is not None:
             progress(searches - rows)
     trajectory = np.maximum.accumulate(found, axis=1)
-    return SearchRuns(method.name, task, budget, evaluated, trajectory)
+    return SearchRuns(
+        method.name, task, budget, evaluated, trajectory, tuple(ledgers) if evaluator else None
+    )
 
 
 def run_baseline(

@@ -11,9 +11,9 @@ The numpy core knows only this contract; torch and datasets live above it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ class Evaluation:
     cached: bool = False  # answered from a cache: nothing was trained for it
 
 
+@runtime_checkable
 class Evaluator(Protocol):
     """Architectures (canonical indices of `space`) in, one `Evaluation` each out.
 
@@ -66,6 +67,9 @@ class TableEvaluator:
         return [Evaluation(float(v), self.nominal_seconds) for v in self.values[idx]]
 
 
+Listener = Callable[[Evaluation], None]  # told of every answer as it comes (live metrics)
+
+
 @dataclass
 class Ledger:
     """What a search's evaluations cost: summed per search, reported beside its result."""
@@ -75,6 +79,8 @@ class Ledger:
     device_seconds: float = 0.0
     gpu_seconds: float = 0.0
     seconds: list[float] = field(default_factory=list)  # per evaluation, in order
+    metrics: list[float] = field(default_factory=list)  # likewise
+    listeners: list[Listener] = field(default_factory=list, repr=False, compare=False)
 
     def add(self, answers: Sequence[Evaluation]) -> None:
         for e in answers:
@@ -83,3 +89,28 @@ class Ledger:
             self.device_seconds += e.device_seconds
             self.gpu_seconds += e.gpu_seconds
             self.seconds.append(e.device_seconds)
+            self.metrics.append(e.metric)
+            for listen in self.listeners:
+                listen(e)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "evaluations": self.evaluations,
+            "trained": self.trained,
+            "cached": self.evaluations - self.trained,
+            "evaluation_seconds": self.device_seconds,
+            "gpu_seconds": self.gpu_seconds,
+        }
+
+
+def metric_function(
+    evaluator: Evaluator, ledger: Ledger
+) -> Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float64]]:
+    """The agent's view of an evaluator (architectures in, metrics out), its costs booked."""
+
+    def evaluate(archs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        answers = evaluator.evaluate([int(a) for a in archs])
+        ledger.add(answers)
+        return np.array([a.metric for a in answers], dtype=np.float64)
+
+    return evaluate

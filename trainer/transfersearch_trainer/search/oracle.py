@@ -19,7 +19,7 @@ everywhere except where the first run evaluated give the identical trajectories.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -31,6 +31,7 @@ from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import check_task
 from transfersearch_trainer.benchmark.spaces import SearchSpace
 from transfersearch_trainer.benchmark.table import Benchmark
+from transfersearch_trainer.search.evaluator import Evaluation, Evaluator, Ledger
 from transfersearch_trainer.search.stats import ranks_among
 
 ALL_BUT_TARGET = "all-but-target"
@@ -41,25 +42,43 @@ class BudgetSpentError(RuntimeError):
 
 
 class TargetOracle:
-    """One search's paid access to the target: distinct evaluations, counted and cached."""
+    """One search's paid access to the target: distinct evaluations, counted and cached.
+
+    Behind it is a benchmark column (`values`: a lookup) or any `Evaluator` (`of`: e.g.
+    the training evaluator on the user's data); `ledger` sums what the answers cost."""
 
     def __init__(self, values: npt.ArrayLike, budget: int) -> None:
+        table = np.asarray(values, dtype=np.float64).reshape(-1)
+        self._setup(int(table.size), budget, lambda idx: [Evaluation(float(table[i])) for i in idx])
+
+    @classmethod
+    def of(cls, evaluator: Evaluator, budget: int) -> TargetOracle:
+        """An oracle whose every new evaluation is asked of `evaluator` (batches as one round)."""
+        oracle = cls.__new__(cls)
+        oracle._setup(evaluator.space.size, budget, evaluator.evaluate)
+        return oracle
+
+    def _setup(
+        self, size: int, budget: int, answer: Callable[[list[int]], list[Evaluation]]
+    ) -> None:
         # Private on purpose: a method sees target values only through evaluate().
-        self._values = np.asarray(values, dtype=np.float64).reshape(-1)
-        if not 1 <= budget <= self._values.size:
-            raise ValueError(f"budget must be between 1 and {self._values.size}, got {budget}")
+        if not 1 <= budget <= size:
+            raise ValueError(f"budget must be between 1 and {size}, got {budget}")
+        self._size = size
+        self._answer = answer
         self._budget = budget
         self._cache: dict[int, float] = {}
         self._order: list[int] = []
         self._found: list[float] = []
-        self._mask = np.zeros(self._values.size, dtype=bool)
+        self._mask = np.zeros(size, dtype=bool)
         self._mask_view = self._mask.view()
         self._mask_view.flags.writeable = False
+        self.ledger = Ledger()
 
     @property
     def size(self) -> int:
         """Architectures in the space (structure, not a target value)."""
-        return int(self._values.size)
+        return self._size
 
     @property
     def budget(self) -> int:
@@ -86,31 +105,31 @@ class TargetOracle:
 
     def evaluate(self, index: int) -> float:
         """The target value of `index`: new ones cost 1, repeats are free."""
-        index = int(index)
-        if not 0 <= index < self._values.size:
-            raise IndexError(f"architecture {index} is outside the space (0..{self.size - 1})")
-        cached = self._cache.get(index)
-        if cached is not None:
-            return cached
-        if len(self._order) >= self._budget:
-            raise BudgetSpentError(f"budget of {self._budget} distinct evaluations is spent")
-        value = float(self._values[index])
-        self._cache[index] = value
-        self._order.append(index)
-        self._found.append(value)
-        self._mask[index] = True
-        return value
+        return float(self.evaluate_many([index])[0])
 
     def evaluate_many(self, indices: Iterable[int]) -> npt.NDArray[np.float64]:
         """A parallel round: all of it is charged up front, or none if it does not fit."""
         batch = [int(i) for i in indices]
-        new = {i for i in batch if i not in self._cache}
+        for index in batch:
+            if not 0 <= index < self._size:
+                raise IndexError(f"architecture {index} is outside the space (0..{self.size - 1})")
+        new = list(dict.fromkeys(i for i in batch if i not in self._cache))
         if len(new) > self.remaining:
+            if len(batch) == 1:
+                raise BudgetSpentError(f"budget of {self._budget} distinct evaluations is spent")
             raise BudgetSpentError(
                 f"a batch of {len(new)} new evaluations exceeds the {self.remaining} left "
                 f"of a budget of {self._budget}"
             )
-        return np.array([self.evaluate(i) for i in batch], dtype=np.float64)
+        if new:
+            answers = self._answer(new)
+            self.ledger.add(answers)
+            for index, answer in zip(new, answers, strict=True):
+                self._cache[index] = answer.metric
+                self._order.append(index)
+                self._found.append(answer.metric)
+                self._mask[index] = True
+        return np.array([self._cache[i] for i in batch], dtype=np.float64)
 
     @property
     def order(self) -> npt.NDArray[np.int64]:

@@ -26,6 +26,11 @@ class Blobs(Protocol):
 
     def put(self, key: str, data: bytes) -> None: ...
 
+    def create(self, key: str, data: bytes) -> bool:
+        """Write only if there is no such object yet (atomically): False when there was.
+        Two writers racing for one key: exactly one of them gets True (a claim)."""
+        ...
+
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or None when there is no such object."""
         ...
@@ -82,6 +87,20 @@ class LocalBlobs:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.link(tmp, path)  # fails if the name exists: the atomic "create if absent"
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return True
+
     def get(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()
@@ -131,6 +150,32 @@ class S3Blobs:
                 Bucket=self.bucket, Key=full, Body=data, Metadata={"sha256": sha256_hex(data)}
             ),
         )
+
+    def create(self, key: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        full = self._key(key)
+
+        def write() -> bool:
+            try:  # S3's conditional write: refused with 412 when the key exists
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=full,
+                    Body=data,
+                    IfNoneMatch="*",
+                    Metadata={"sha256": sha256_hex(data)},
+                )
+            except ClientError as err:
+                if s3.error_code(err) in (
+                    "PreconditionFailed",
+                    "412",
+                    "ConditionalRequestConflict",
+                ):
+                    return False
+                raise
+            return True
+
+        return s3.call(f"creating {self.uri(key)}", write)
 
     def get(self, key: str) -> bytes | None:
         from botocore.exceptions import ClientError
