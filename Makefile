@@ -15,7 +15,7 @@ ifeq ($(strip $(TRANSFERSEARCH_DATA)),)
   endif
 endif
 
-.PHONY: install demo demo-paper test lint pytest bench clean crds kubectl prometheus reproduce reproduce-full reproduce-matrix
+.PHONY: install demo demo-own-data demo-paper test lint pytest bench clean crds kubectl prometheus reproduce reproduce-full reproduce-matrix
 
 install: $(STAMP)
 
@@ -27,6 +27,16 @@ $(STAMP): pyproject.toml
 # The product's search with a zoo agent against every baseline, about a minute (no pretraining).
 demo: install
 	$(BIN)/transfersearch run examples/demo.yaml --out runs/demo
+
+# Your own data, piloted on scikit-learn's digits (1,797 8x8 images): the zoo agent's online
+# search, local search and random search, 12 trainings each (width 16, 2 epochs), one table.
+# A fresh cache each time, so every training is paid (and timed) again.
+demo-own-data: install
+	$(BIN)/transfersearch datasets export digits --out runs/demo-own-data/digits.npz
+	rm -rf runs/demo-own-data/cache
+	$(BIN)/transfersearch search --dataset runs/demo-own-data/digits.npz --space micro \
+	  --agent zoo --mode online --budget 12 --width 16 --epochs 2 --compare local,random \
+	  --cache runs/demo-own-data/cache
 
 # The paper's protocol (pretrain, then fine-tune with free target queries): about 3 minutes.
 demo-paper: install

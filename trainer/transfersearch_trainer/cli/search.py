@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.tasks import check_task
 from transfersearch_trainer.cli.common import (
     DataOpt,
@@ -18,6 +19,18 @@ from transfersearch_trainer.cli.common import (
     SpaceOpt,
     console,
     task_benchmark,
+)
+from transfersearch_trainer.cli.own_data import (
+    BatchOpt,
+    CacheOpt,
+    CompareOpt,
+    EpochsOpt,
+    FormatOpt,
+    NoCacheOpt,
+    ValSplitOpt,
+    ValUriOpt,
+    WidthOpt,
+    own_data_search,
 )
 from transfersearch_trainer.search.stats import fmt
 
@@ -34,7 +47,17 @@ class SearchMode(StrEnum):
 
 
 def search(
-    task: Annotated[str, typer.Option("--task", help="Target task (a benchmark task).")],
+    task: Annotated[
+        str | None, typer.Option("--task", help="Target task (a benchmark task), or --dataset.")
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="Your own data instead of --task: an .npz (x, y) or an image folder "
+            "(<class>/<image>), a path or s3:// URI. Every evaluation trains a network.",
+        ),
+    ] = None,
     budget: Annotated[
         int, typer.Option("--budget", help="Distinct target evaluations, in total.")
     ] = 50,
@@ -73,8 +96,51 @@ def search(
     data: DataOpt = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
+    fmt_: FormatOpt = "auto",
+    validation_split: ValSplitOpt = 0.2,
+    validation_uri: ValUriOpt = None,
+    epochs: EpochsOpt = 2,
+    width: WidthOpt = 16,
+    batch_size: BatchOpt = 64,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    compare: CompareOpt = None,
 ) -> None:
     """Search a target: every evaluation paid from the budget, the best of them kept."""
+    if (task is None) == (dataset is None):
+        raise TransferSearchError(
+            "--task/--dataset: give exactly one (a benchmark task, or your own data)"
+        )
+    if dataset is not None:
+        own_data_search(
+            dataset=dataset,
+            fmt_=fmt_,
+            validation_split=validation_split,
+            validation_uri=validation_uri,
+            epochs=epochs,
+            width=width,
+            batch_size=batch_size,
+            cache=cache,
+            no_cache=no_cache,
+            compare=compare,
+            space=space.value,
+            agent=agent,
+            digest=digest,
+            mode=mode.value,
+            budget=budget,
+            parallel=parallel,
+            seed=seed,
+            data=data,
+            device=device,
+            json_out=json_out,
+        )
+        return
+    assert task is not None
+    if compare:
+        raise TransferSearchError(
+            "--compare: for --dataset searches; on a benchmark task `transfersearch run` "
+            "or `transfersearch baseline` compares every method"
+        )
     check_task(task, "--task")
     # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.workflow.search import SearchRequest, run_search

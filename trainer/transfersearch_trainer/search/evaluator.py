@@ -23,10 +23,13 @@ from transfersearch_trainer.benchmark.spaces import SearchSpace
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One architecture's answer: its metric and what it cost to get."""
+    """One architecture's answer: its metric and what it cost to get.
+
+    A cached answer keeps the seconds of the training that produced it (what the
+    evaluation stands for) with `cached` set: nothing was spent on it this time."""
 
     metric: float
-    device_seconds: float = 0.0  # wall seconds the evaluation used its device for
+    device_seconds: float = 0.0  # wall seconds the training used its device for
     gpu_seconds: float = 0.0  # of those, seconds on a GPU (0 on CPU)
     cached: bool = False  # answered from a cache: nothing was trained for it
 
@@ -76,9 +79,10 @@ class Ledger:
 
     evaluations: int = 0
     trained: int = 0  # evaluations that were not answered from a cache
-    device_seconds: float = 0.0
-    gpu_seconds: float = 0.0
-    seconds: list[float] = field(default_factory=list)  # per evaluation, in order
+    device_seconds: float = 0.0  # spent now (cached answers cost nothing)
+    gpu_seconds: float = 0.0  # likewise
+    cost_seconds: float = 0.0  # what the evaluations cost when trained, cached or not
+    seconds: list[float] = field(default_factory=list)  # per evaluation, as cost_seconds
     metrics: list[float] = field(default_factory=list)  # likewise
     listeners: list[Listener] = field(default_factory=list, repr=False, compare=False)
 
@@ -86,8 +90,10 @@ class Ledger:
         for e in answers:
             self.evaluations += 1
             self.trained += not e.cached
-            self.device_seconds += e.device_seconds
-            self.gpu_seconds += e.gpu_seconds
+            if not e.cached:
+                self.device_seconds += e.device_seconds
+                self.gpu_seconds += e.gpu_seconds
+            self.cost_seconds += e.device_seconds
             self.seconds.append(e.device_seconds)
             self.metrics.append(e.metric)
             for listen in self.listeners:
@@ -99,7 +105,8 @@ class Ledger:
             "trained": self.trained,
             "cached": self.evaluations - self.trained,
             "evaluation_seconds": self.device_seconds,
-            "gpu_seconds": self.gpu_seconds,
+            "evaluation_gpu_seconds": self.gpu_seconds,
+            "cost_seconds": self.cost_seconds,
         }
 
 
