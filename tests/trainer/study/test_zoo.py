@@ -146,6 +146,25 @@ def test_build_is_deterministic_and_replaces_only_a_zoo(study: Path, zoo: Path) 
         build_zoo([study, study], zoo.parent / "twice")
 
 
+def test_a_study_resumed_from_its_pack_rebuilds_the_zoo_from_the_zoo_it_replaces(
+    study: Path, zoo: Path, tmp_path: Path
+) -> None:
+    packed = tmp_path / "packed"  # what a fresh checkout holds: settings and cells, no agents
+    shutil.copytree(study, packed, ignore=shutil.ignore_patterns("agents"))
+    again = tmp_path / "zoo"
+    shutil.copytree(zoo, again)
+    build_zoo([packed], again)  # the agents come from the zoo being replaced, digests checked
+    agents = sorted(p.relative_to(zoo) for p in zoo.rglob("*") if p.name in (WEIGHTS, MANIFEST))
+    assert agents
+    assert all((zoo / f).read_bytes() == (again / f).read_bytes() for f in agents)
+    with pytest.raises(TransferSearchError, match="cannot read the agent"):
+        build_zoo([packed], tmp_path / "new")  # nothing to take them from
+    weights = next(again.rglob(WEIGHTS))
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    with pytest.raises(TransferSearchError, match="digest mismatch"):
+        build_zoo([packed], again)
+
+
 def test_build_refuses_a_study_changed_after_it_ran(study: Path, tmp_path: Path) -> None:
     changed = tmp_path / "study"
     shutil.copytree(study, changed)

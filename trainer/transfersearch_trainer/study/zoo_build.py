@@ -139,9 +139,15 @@ def study_picks(study: Path) -> list[Pick]:
     return picks
 
 
-def _checked_files(pick: Pick) -> tuple[bytes, bytes, dict[str, Any]]:
-    """The chosen agent's manifest and weights, once digests, space, label and sources agree."""
+def _checked_files(pick: Pick, earlier: Path | None = None) -> tuple[bytes, bytes, dict[str, Any]]:
+    """The chosen agent's manifest and weights, once digests, space, label and sources agree.
+
+    A study resumed from its committed pack has no agent files for the seeds it finished
+    earlier; then the zoo being replaced (`earlier`) may hold that very agent: it is used
+    when its weights have the digest the study's record names (checked below)."""
     folder = pick.folder
+    if not (folder / WEIGHTS).is_file() and earlier is not None:
+        folder = earlier / pick.space / pick.label
     where = f"--study {pick.study}: {folder}"
     try:
         manifest_bytes = (folder / MANIFEST).read_bytes()
@@ -201,7 +207,8 @@ def build_zoo(studies: list[Path], out: Path) -> list[ZooEntry]:
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        entries = [_add(stage, picks[key]) for key in sorted(picks)]
+        earlier = out if is_zoo(out) else None
+        entries = [_add(stage, picks[key], earlier) for key in sorted(picks)]
         index = {"format": INDEX_FORMAT, "agents": [e.to_dict() for e in entries]}
         _write(stage / INDEX, (json.dumps(index, indent=2) + "\n").encode())
         _write(stage / README, zoo_readme().encode())
@@ -216,8 +223,8 @@ def build_zoo(studies: list[Path], out: Path) -> list[ZooEntry]:
     return entries
 
 
-def _add(stage: Path, pick: Pick) -> ZooEntry:
-    manifest_bytes, weights, manifest = _checked_files(pick)
+def _add(stage: Path, pick: Pick, earlier: Path | None) -> ZooEntry:
+    manifest_bytes, weights, manifest = _checked_files(pick, earlier)
     entry = ZooEntry(
         space=pick.space,
         label=pick.label,
