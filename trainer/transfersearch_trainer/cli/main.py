@@ -15,6 +15,7 @@ from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.cli import (
     agents,
     data,
+    datasets,
     loto,
     paper,
     perf,
@@ -47,6 +48,7 @@ perf.register(bench_app)
 loto.register(app)
 paper.register(loto.study_app)
 zoo.register(app)
+datasets.register(app)
 
 
 def main() -> None:
