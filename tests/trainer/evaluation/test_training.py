@@ -19,7 +19,7 @@ from transfersearch_trainer.evaluation.training import (
     train_and_validate,
 )
 from transfersearch_trainer.evaluation.training_evaluator import TrainingEvaluator
-from transfersearch_trainer.search.evaluator import Evaluation, Evaluator
+from transfersearch_trainer.search.evaluator import Evaluation, Evaluator, Ledger
 
 TINY = TrainingRecipe(epochs=2, width=8, batch_size=16)
 
@@ -120,8 +120,9 @@ def test_the_evaluator_trains_once_and_then_answers_from_the_cache() -> None:
     assert ev.trained == 2
     assert [e.cached for e in first] == [False, False, True]
     assert first[0].metric == first[2].metric
-    assert first[2].device_seconds == 0.0
     assert first[0].device_seconds > 0.0
+    # a repeat keeps the cost it stands for, marked cached: a Ledger books nothing spent for it
+    assert first[2].device_seconds == first[0].device_seconds
     assert len(cache.store) == 2
     info = cache.info[ev.key(a)]
     assert info["arch"] == "64-41414-3_13_113"
@@ -131,7 +132,12 @@ def test_the_evaluator_trains_once_and_then_answers_from_the_cache() -> None:
 
     again = ev.evaluate([b, a])
     assert ev.trained == 2  # a warm cache trains nothing
-    assert all(e.cached and e.device_seconds == 0.0 and e.gpu_seconds == 0.0 for e in again)
+    assert all(e.cached for e in again)
+    assert [e.device_seconds for e in again] == [first[1].device_seconds, first[0].device_seconds]
+    ledger = Ledger()
+    ledger.add(again)
+    assert (ledger.trained, ledger.device_seconds) == (0, 0.0)
+    assert ledger.cost_seconds == pytest.approx(first[0].device_seconds + first[1].device_seconds)
     assert [e.metric for e in again] == [first[1].metric, first[0].metric]
 
     # a fresh evaluator on the same cache: still nothing trained

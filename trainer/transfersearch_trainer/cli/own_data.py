@@ -9,7 +9,7 @@ search bought against what a plain local or random search would have bought.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -78,7 +78,7 @@ def own_data_search(
     # lazy: these import torch, which the light commands must not load
     from transfersearch_trainer.agent.learner import pick_device
     from transfersearch_trainer.benchmark.loaders import load_benchmark
-    from transfersearch_trainer.evaluation.datasets import DatasetSpec
+    from transfersearch_trainer.evaluation.datasets import DatasetSpec, Format
     from transfersearch_trainer.evaluation.training import TrainingRecipe
     from transfersearch_trainer.workflow.own_data import (
         OWN_BASELINES,
@@ -96,8 +96,13 @@ def own_data_search(
         raise TransferSearchError(
             f"--compare: unknown {', '.join(unknown)}; use some of {', '.join(OWN_BASELINES)}"
         )
+    if fmt_ not in ("npz", "imagefolder", "auto"):
+        raise TransferSearchError(f"--format: unknown {fmt_!r}; use npz, imagefolder or auto")
     spec = DatasetSpec(
-        uri=dataset, format=fmt_, validation_split=validation_split, validation_uri=validation_uri
+        uri=dataset,
+        format=cast(Format, fmt_),
+        validation_split=validation_split,
+        validation_uri=validation_uri,
     )
     recipe = TrainingRecipe(epochs=epochs, width=width, batch_size=batch_size)
     target = OwnDataTarget(spec, recipe, None if no_cache else (cache or default_cache()), seed)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -76,26 +77,65 @@ class TrainingEvaluator:
                 continue
             hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
-                answers[key] = Evaluation(hit.metric, 0.0, 0.0, cached=True)
+                answers[key] = replace(hit, cached=True)  # the training's cost, marked cached
             else:
                 todo[key] = int(arch)
-        results = self._train_all(list(todo.values()))
+        # A shared cache (the trials of one search) is claimed first: what another trial is
+        # training now is waited for, not trained a second time.
+        mine = {k: a for k, a in todo.items() if self._claim(k)}
+        waiting = [k for k in todo if k not in mine]
+        try:
+            self._train_into(mine, answers)
+        finally:
+            for key in mine:
+                self._release(key)
+        for key in waiting:
+            answers[key] = self._wait(key, todo[key])
+        out: list[Evaluation] = []
         fresh: set[str] = set()
+        for key in keys:
+            e = answers[key]
+            if key in mine and key not in fresh:
+                fresh.add(key)  # the training itself; a repeat in the batch costs nothing
+                out.append(e)
+            else:
+                out.append(Evaluation(e.metric, e.device_seconds, e.gpu_seconds, cached=True))
+        return out
+
+    def _train_into(self, todo: dict[str, int], answers: dict[str, Evaluation]) -> None:
+        results = self._train_all(list(todo.values()))
         for (key, arch), result in zip(todo.items(), results, strict=True):
             evaluation = Evaluation(result.metric, result.device_seconds, result.gpu_seconds)
             answers[key] = evaluation
             if self.cache is not None:
                 self.cache.put(key, evaluation, self._info(arch, result))
         self.trained += len(results)
-        out: list[Evaluation] = []
-        for key in keys:
-            e = answers[key]
-            if key in todo and key not in fresh:
-                fresh.add(key)  # the training itself; repeats in the batch cost nothing
-                out.append(e)
-            else:
-                out.append(Evaluation(e.metric, 0.0, 0.0, cached=True))
-        return out
+
+    def _claim(self, key: str) -> bool:
+        claim = getattr(self.cache, "claim", None)
+        return True if claim is None else bool(claim(key))
+
+    def _release(self, key: str) -> None:
+        release = getattr(self.cache, "release", None)
+        if release is not None:
+            release(key)
+
+    def _wait(self, key: str, arch: int) -> Evaluation:
+        """Another trial's training of `key`: its result once stored, or ours if it gave up."""
+        assert self.cache is not None  # only a shared cache refuses a claim
+        poll = float(getattr(self.cache, "poll_seconds", 2.0))
+        while True:
+            found = self.cache.get(key)
+            if found is not None:
+                return replace(found, cached=True)
+            if self._claim(key):  # the claim went stale: that trial died
+                answers: dict[str, Evaluation] = {}
+                try:
+                    self._train_into({key: arch}, answers)
+                finally:
+                    self._release(key)
+                return answers[key]
+            time.sleep(poll)
 
     def _info(self, arch: int, result: TrainResult) -> dict[str, Any]:
         return {

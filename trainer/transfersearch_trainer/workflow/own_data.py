@@ -12,6 +12,7 @@ table, so there is no rank or regret to report, only what was found and what it 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ def run_own_data_search(
         else None
     )
     trained_before = ev.evaluator.trained
+    started = time.perf_counter()
     result = search_target(
         agent.net,
         agent.hp,
@@ -162,6 +164,9 @@ def run_own_data_search(
         starts=starts,
         settings=OnlineSettings(),
     )
+    wall = time.perf_counter() - started  # every training included, the first one too
+    agent_seconds = max(wall - ledger.device_seconds, 0.0)
+    on_gpu = result.gpu_seconds > 0
     traj = result.trajectory
     return {
         "task": ev.dataset.name,
@@ -184,8 +189,9 @@ def run_own_data_search(
         "updates": result.updates,
         "trained": ev.evaluator.trained - trained_before,
         **ledger.to_dict(),
-        "device_seconds": result.device_seconds,
-        "gpu_seconds": result.gpu_seconds + ledger.gpu_seconds,
+        "agent_seconds": agent_seconds,  # the agent's own compute and learning
+        "device_seconds": wall,
+        "gpu_seconds": ledger.gpu_seconds + (agent_seconds if on_gpu else 0.0),
         **ev.describe(),
     }
 
