@@ -29,14 +29,15 @@ demo: install
 	$(BIN)/transfersearch run examples/demo.yaml --out runs/demo
 
 # Your own data, piloted on scikit-learn's digits (1,797 8x8 images): the zoo agent's online
-# search, local search and random search, 12 trainings each (width 16, 2 epochs), one table.
+# search, local search and random search, 12 trainings each (width 16, 2 epochs, the images
+# resized to 32x32 so the networks' reductions do not shrink them to 1x1 at once), one table.
 # A fresh cache each time, so every training is paid (and timed) again.
 demo-own-data: install
 	$(BIN)/transfersearch datasets export digits --out runs/demo-own-data/digits.npz
 	rm -rf runs/demo-own-data/cache
 	$(BIN)/transfersearch search --dataset runs/demo-own-data/digits.npz --space micro \
-	  --agent zoo --mode online --budget 12 --width 16 --epochs 2 --compare local,random \
-	  --cache runs/demo-own-data/cache
+	  --agent zoo --mode online --budget 12 --width 16 --epochs 2 --resolution 32 \
+	  --compare local,random --cache runs/demo-own-data/cache
 
 # The paper's protocol (pretrain, then fine-tune with free target queries): about 3 minutes.
 demo-paper: install
@@ -88,6 +89,7 @@ bench: install
 	$(BIN)/transfersearch bench checkpoint --space micro --task class_scene
 	$(BIN)/transfersearch bench search --space micro --task class_object --budget 100
 	$(BIN)/transfersearch bench quality --space micro --source class_scene --target class_object
+	$(BIN)/transfersearch bench training --widths 8,16,64 --epochs 2
 
 # The studies. Both are resumable: rerun the same command after an interruption.
 # make reproduce: the micro leave-one-task-out study (3 seeds, 5 searches per seed and budget)

@@ -19,6 +19,7 @@ from transfersearch_trainer.cli import (
     loto,
     paper,
     perf,
+    perf_training,
     runs,
     search,
     store,
@@ -45,6 +46,7 @@ runs.register(app)
 search.register(app)
 studies.register(app, bench_app)
 perf.register(bench_app)
+perf_training.register(bench_app)
 loto.register(app)
 paper.register(loto.study_app)
 zoo.register(app)

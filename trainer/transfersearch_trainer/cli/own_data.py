@@ -33,6 +33,14 @@ WidthOpt = Annotated[
     int, typer.Option("--width", help="Base channels (the benchmark's networks use 64).")
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Training batch size.")]
+ResolutionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--resolution",
+        help="Resize images to N x N first (tiny images such as 8x8 digits shrink to 1x1 "
+        "after the networks' first reductions; 32 keeps the architectures apart).",
+    ),
+]
 CacheOpt = Annotated[
     str | None,
     typer.Option(
@@ -61,6 +69,7 @@ def own_data_search(
     epochs: int,
     width: int,
     batch_size: int,
+    resolution: int | None,
     cache: str | None,
     no_cache: bool,
     compare: str | None,
@@ -104,7 +113,9 @@ def own_data_search(
         validation_split=validation_split,
         validation_uri=validation_uri,
     )
-    recipe = TrainingRecipe(epochs=epochs, width=width, batch_size=batch_size)
+    recipe = TrainingRecipe(
+        epochs=epochs, width=width, batch_size=batch_size, resolution=resolution
+    )
     target = OwnDataTarget(spec, recipe, None if no_cache else (cache or default_cache()), seed)
     chosen = own_data_agent(space, dataset, mode, agent, digest, seed)
     try:
