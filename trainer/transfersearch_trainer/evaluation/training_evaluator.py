@@ -49,7 +49,11 @@ class TrainingEvaluator:
 
     @property
     def description(self) -> str:
-        return f"training:{self.dataset.name} width={self.recipe.width} epochs={self.recipe.epochs}"
+        size = f" resolution={self.recipe.resolution}" if self.recipe.resolution else ""
+        return (
+            f"training:{self.dataset.name} width={self.recipe.width} "
+            f"epochs={self.recipe.epochs}{size}"
+        )
 
     def key(self, arch: int) -> str:
         """The cache key of `arch`: data, space, architecture, recipe and seed."""
