@@ -141,6 +141,7 @@ def compute_status(
         "job_name": name,
         "config_map_name": (job.config_map if job is not None else "") or name,
         "source": source_description(spec),
+        "target": spec.target.name,
     }
     if job is None:
         refusal = refusal or _kept_refusal(prev, gen)

@@ -35,7 +35,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Protocol", "type": "string", "jsonPath": ".spec.transfer.protocol", "priority": 1},
     {"name": "Mode", "type": "string", "jsonPath": ".spec.transfer.mode", "priority": 1},
-    {"name": "Target", "type": "string", "jsonPath": ".spec.target.task"},
+    {
+        "name": "Target",
+        "type": "string",
+        "jsonPath": ".status.target",
+        "description": "The benchmark task, or the dataset's name",
+    },
     {"name": "Source", "type": "string", "jsonPath": ".status.source"},
     {
         "name": "Trials",

@@ -36,6 +36,7 @@ _COPIED = (
     "maxItems",
     "minimum",
     "maximum",
+    "multipleOf",
     "format",
 )
 

@@ -83,6 +83,11 @@ class TransferSearchStatus(_Status):
     job_name: str | None = Field(None, description="The Job running this generation's trials.")
     config_map_name: str | None = Field(None, description="The ConfigMap with the job config.")
     source: str | None = Field(None, description="What the agent transfers from, in words.")
+    target: str | None = Field(
+        None,
+        max_length=64,
+        description="What the search is for: the benchmark task, or the dataset's name.",
+    )
     message: str | None = Field(None, max_length=MAX_MESSAGE, description="The latest news.")
     conditions: list[Condition] = Field(
         default_factory=list,

@@ -262,6 +262,21 @@ def spec_with(**spec: Any) -> dict[str, Any]:
     return doc
 
 
+DIGITS = {"uri": "s3://team-data/datasets/digits.npz"}
+
+
+def own_data(**spec: Any) -> dict[str, Any]:
+    """A search on a dataset (`None` removes a field): the zoo's agent, S3 credentials."""
+    doc = spec_with(
+        target={"dataset": DIGITS, "training": {"epochs": 1, "width": 4}},
+        source={"agent": "zoo"},
+        s3={"bucket": "team-data", "credentialsSecret": "s3"},
+    )
+    doc["spec"].update(spec)
+    doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}
+    return doc
+
+
 @pytest.mark.parametrize(
     ("doc", "cel_message"),
     [
@@ -286,6 +301,18 @@ def spec_with(**spec: Any) -> dict[str, Any]:
         (spec_with(source={"task": "jigsaw"}), "pretraining on the target task"),
         (spec_with(source={"tasks": ["normal", "normal"]}), "listed twice"),
         (spec_with(source={"task": "normal", "tasks": ["normal"]}), "not both"),
+        (spec_with(target={"task": "jigsaw", "dataset": DIGITS}), "exactly one of target.task"),
+        (spec_with(target={}), "exactly one of target.task"),
+        (
+            own_data(transfer={"protocol": "paper", "mode": "finetune"}),
+            "a dataset target is searched",
+        ),
+        (spec_with(target={"task": "jigsaw", "training": {"epochs": 1}}), "dataset target only"),
+        (own_data(s3=None), "an s3:// dataset is read with spec.s3"),
+        (
+            own_data(target={"dataset": {**DIGITS, "validationUri": "s3://u:p@b/v.npz"}}),
+            "must not hold a user name",
+        ),
     ],
 )
 def test_cel_rules_refuse_what_the_model_refuses(doc: dict[str, Any], cel_message: str) -> None:
@@ -316,6 +343,16 @@ def test_cel_rules_refuse_what_the_model_refuses(doc: dict[str, Any], cel_messag
             source={"task": "jigsaw"},
             transfer={"protocol": "paper", "mode": "freeze-encoder"},
             training={"targetEvaluations": 9},
+        ),
+        own_data(),
+        own_data(source={"task": "all-but-target"}),
+        own_data(transfer={"mode": "scratch"}, source={}),
+        own_data(target={"dataset": {"uri": "/data/flowers/", "format": "imagefolder"}}, s3=None),
+        own_data(
+            target={
+                "dataset": {**DIGITS, "validationSplit": 0.1, "validationUri": "s3://b/v.npz"},
+                "training": {"epochs": 3, "width": 8, "batchSize": 32, "learningRate": 0.05},
+            }
         ),
     ],
 )

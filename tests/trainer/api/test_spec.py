@@ -68,6 +68,51 @@ INVALID_SPECS: list[tuple[dict[str, object], str]] = [
     ({"source": {"tasks": ["normal", "normal"]}}, "source.tasks: a task is listed twice"),
     ({"source": {"task": "normal", "tasks": ["normal"]}}, "source.tasks: .*not both"),
     ({"source": {"task": "all-of-them"}}, "spec.source.task"),
+    # a dataset target (api/target.py): exactly one target, searched only, well-formed
+    (
+        {"target": {"task": "jigsaw", "dataset": {"uri": "data/digits.npz"}}},
+        "target: give exactly one of target.task .* or target.dataset",
+    ),
+    ({"target": {}}, "target: give exactly one of target.task"),
+    (
+        {
+            "target": {"dataset": {"uri": "data/digits.npz"}},
+            "transfer": {"protocol": "paper", "mode": "finetune"},
+        },
+        "transfer.protocol: a dataset target is searched .*use transfer.protocol: search",
+    ),
+    (
+        {"target": {"dataset": {"uri": "data/digits.npz", "validationSplit": 1.5}}},
+        "spec.target.dataset.validationSplit: .*less than 1",
+    ),
+    (
+        {"target": {"dataset": {"uri": "data/digits.npz", "validationSplit": 0}}},
+        "spec.target.dataset.validationSplit: .*greater than 0",
+    ),
+    (
+        {"target": {"dataset": {"uri": "data/digits.npz", "format": "csv"}}},
+        "spec.target.dataset.format",
+    ),
+    (
+        {"target": {"dataset": {"uri": "data/digits.npz"}, "training": {"width": 5}}},
+        "spec.target.training.width",
+    ),
+    (
+        {"target": {"dataset": {"uri": "data/d.npz"}, "training": {"epochs": 0}}},
+        "spec.target.training.epochs",
+    ),
+    (
+        {"target": {"task": "jigsaw", "training": {"epochs": 3}}},
+        "target.training: how candidates are trained applies to a dataset target only",
+    ),
+    (
+        {"target": {"dataset": {"uri": "s3://data/digits.npz"}}},
+        "target.dataset: an s3:// dataset is read with spec.s3's endpoint .*add spec.s3",
+    ),
+    (
+        {"target": {"dataset": {"uri": "s3://key:secret@data/digits.npz"}}},
+        "must not hold a user name or password",
+    ),
 ]
 
 

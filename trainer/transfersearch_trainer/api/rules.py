@@ -8,7 +8,9 @@ tests/operator/test_operator_crd.py checks that both forms refuse the same docum
 Under protocol search the evaluation budget is all a trial spends on the target, so
 everything that would touch the target outside it is refused here: training on the
 target (finetune, freeze-encoder, training.targetEvaluations), the `auto` probe, and
-pretraining the source on the target itself.
+pretraining the source on the target itself. A dataset target (the user's own data)
+is searched only: its sources are benchmark tasks (`source.agent: zoo`, or pretraining
+on tasks, `all-but-target` being all of them), never the dataset.
 """
 
 from __future__ import annotations
@@ -39,7 +41,18 @@ def _search(s: TransferSearchSpec) -> bool:
 
 
 def _pretrains_on_target(s: TransferSearchSpec) -> bool:
-    return s.source.agent is None and s.target.task in s.source.pretrain_tasks(s.target.task)
+    task = s.target.task  # a dataset target is never a source task
+    return task is not None and s.source.agent is None and task in s.source.pretrain_tasks(task)
+
+
+def _own_data(s: TransferSearchSpec) -> bool:
+    return s.target.dataset is not None
+
+
+def _s3_dataset(s: TransferSearchSpec) -> bool:
+    d = s.target.dataset
+    uris = (d.uri, d.validation_uri or "") if d is not None else ()
+    return any(u.startswith("s3://") for u in uris)
 
 
 SPEC_RULES: tuple[Rule, ...] = (
@@ -97,13 +110,30 @@ SPEC_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "self.transfer.protocol == 'paper' || self.transfer.mode == 'scratch' || "
-        "has(self.source.agent) || "
+        "has(self.source.agent) || !has(self.target.task) || "
         "((!has(self.source.task) || self.source.task != self.target.task) && "
         "(!has(self.source.tasks) || !(self.target.task in self.source.tasks)))",
         "source.task: pretraining on the target task queries it outside the search budget; "
         "choose other source tasks (e.g. all-but-target), or use transfer.protocol: paper",
         ".source",
         lambda s: not _search(s) or s.transfer.mode == "scratch" or not _pretrains_on_target(s),
+    ),
+    Rule(
+        "!has(self.target.dataset) || self.transfer.protocol == 'search'",
+        "transfer.protocol: a dataset target is searched (each evaluation trains a network); "
+        "use transfer.protocol: search (paper needs a benchmark task)",
+        ".transfer.protocol",
+        lambda s: not _own_data(s) or _search(s),
+    ),
+    Rule(
+        "!has(self.target.dataset) || has(self.s3) || "
+        "(!self.target.dataset.uri.startsWith('s3://') && "
+        "(!has(self.target.dataset.validationUri) || "
+        "!self.target.dataset.validationUri.startsWith('s3://')))",
+        "target.dataset: an s3:// dataset is read with spec.s3's endpoint and credentials; add "
+        "spec.s3 (bucket, credentialsSecret)",
+        ".target.dataset",
+        lambda s: not _own_data(s) or s.s3 is not None or not _s3_dataset(s),
     ),
 )
 

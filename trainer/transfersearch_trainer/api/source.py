@@ -127,15 +127,16 @@ class Source(_Spec):
             raise ValueError("source.tasks: a task is listed twice")
         return self
 
-    def pretrain_tasks(self, target: str) -> tuple[str, ...]:
-        """The tasks an agent is pretrained on here (none when no task is given)."""
+    def pretrain_tasks(self, target: str | None) -> tuple[str, ...]:
+        """The tasks an agent is pretrained on here (none when no task is given); with no
+        target task (a dataset target) all-but-target is every task."""
         if self.tasks:
             return tuple(self.tasks)
         if self.task == ALL_BUT_TARGET:
             return tuple(t for t in TASKS if t != target)
         return (self.task,) if self.task is not None else ()
 
-    def label(self, target: str) -> str | None:
+    def label(self, target: str | None) -> str | None:
         """The task label of the agent pretrained here (e.g. all_but_jigsaw), as stored."""
         tasks = self.pretrain_tasks(target)
         return tasks_label(tasks) if tasks else None

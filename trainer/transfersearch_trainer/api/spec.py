@@ -35,7 +35,7 @@ from transfersearch_trainer.api.messages import describe, echo
 from transfersearch_trainer.api.rules import SPEC_RULES, broken_rule
 from transfersearch_trainer.api.safeyaml import load_documents, read_input
 from transfersearch_trainer.api.source import Source
-from transfersearch_trainer.api.tasks import TaskName
+from transfersearch_trainer.api.target import Target
 
 API_GROUP = "transfersearch.io"
 API_VERSION = "v1alpha1"
@@ -69,12 +69,6 @@ class BenchmarkRef(_Spec):
         "Default: the trainer's $TRANSFERSEARCH_DATA.",
         json_schema_extra={"x-kubernetes-validations": [_NO_USERINFO_RULE]},
     )
-
-
-class Target(_Spec):
-    """What the search is for."""
-
-    task: TaskName = Field(description="The task to search architectures for.")
 
 
 class Transfer(_Spec):

@@ -24,6 +24,7 @@ from transfersearch_trainer.agent.evaluate import MethodResult, curve_evaluator
 from transfersearch_trainer.agent.hooks import LearnerHooks
 from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.agent.learner import pick_device
+from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import TransferSearchManifest
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.telemetry.hooks import final_regret, metric_hooks
@@ -86,6 +87,12 @@ def run_manifest(
     manifest: TransferSearchManifest, opts: RunOptions, reporter: Reporter | None = None
 ) -> dict[str, Any]:
     spec = manifest.spec
+    if spec.target.dataset is not None:
+        raise TransferSearchError(
+            "target.dataset: `transfersearch run` searches benchmark tasks; search your data "
+            f"here with `transfersearch search --dataset {spec.target.dataset.uri} --agent zoo`, "
+            "or kubectl apply the manifest to run it in the cluster"
+        )
     started = time.perf_counter()
     threads = use_threads(spec)
     bench = load_benchmark(opts.data or spec.benchmark.data, spec.benchmark.space)
@@ -94,7 +101,7 @@ def run_manifest(
     )
     if spec.transfer.protocol == "search":
         return run_searches(manifest, ws, opts, threads)
-    target = spec.target.task
+    target = spec.target.benchmark_task
     opts.out.mkdir(parents=True, exist_ok=True)
     cache = opts.agents_dir or opts.out.parent / "agents"
     seed = spec.training.seed

@@ -20,7 +20,7 @@ def search_report(
     device: torch.device,
 ) -> dict[str, Any]:
     """What the search did and found; callers add their own fields (agents, checkpoints)."""
-    stats = bench.stats(spec.target.task)
+    stats = bench.stats(spec.target.benchmark_task)
     return {
         "space": spec.benchmark.space,
         "source_task": source.task if source is not None else spec.source.task,
@@ -28,7 +28,7 @@ def search_report(
         if source is None
         else {"task": source.task, "digest": source.digest, "steps": source.steps},
         "source_choice": None if source is None else source.choice,
-        "target_task": spec.target.task,
+        "target_task": spec.target.benchmark_task,
         "mode": spec.transfer.mode,
         "budget": spec.evaluation.budget,
         "searches": spec.evaluation.searches,

@@ -128,11 +128,12 @@ def auto_source(spec: TransferSearchSpec, ws: Workspace) -> Agent:
     costs that many target evaluations; they are added to the agent's record.
     """
     tasks = [_candidate_task(spec, i) for i in range(len(spec.source.candidates))]
-    choice = choose_source(ws.bench, spec.target.task, tasks)
+    target = spec.target.benchmark_task
+    choice = choose_source(ws.bench, target, tasks)
     chosen = spec.source.candidates[choice.index]
     sims = ", ".join(f"{t} {v:.2f}" for t, v in choice.similarities.items())
     ws.reporter.log(
-        f"source auto: {chosen.agent} ({choice.task}) is the most similar to {spec.target.task} "
+        f"source auto: {chosen.agent} ({choice.task}) is the most similar to {target} "
         f"(rank correlation on {choice.probe_size} probe architectures: {sims})"
     )
     folder = fetch_agent(chosen.agent, chosen.digest)
@@ -141,7 +142,7 @@ def auto_source(spec: TransferSearchSpec, ws: Workspace) -> Agent:
         "task": choice.task,
         "similarities": choice.similarities,
         "probe_evaluations": choice.probe_size,
-        "target": spec.target.task,
+        "target": target,
     }
     return agent
 

@@ -86,7 +86,7 @@ def evaluate_agents(
     source_task: str | None,
 ) -> list[MethodResult]:
     """The agents vs the baselines (and source top-k) at spec.evaluation; notes it in each agent."""
-    target = spec.target.task
+    target = spec.target.benchmark_task
     evaluation = spec.evaluation
     total = compare_total(evaluation.searches, len(agents))
     with ws.reporter.task(f"evaluate on {target}", total) as tick:
