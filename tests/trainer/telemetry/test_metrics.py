@@ -13,6 +13,7 @@ from transfersearch_trainer.agent.hooks import LearnerHooks
 from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.agent.learner import Learner, TrainingRun, Watch, pick_device
 from transfersearch_trainer.benchmark.loaders import load_benchmark
+from transfersearch_trainer.search.evaluator import Evaluation
 from transfersearch_trainer.telemetry.hooks import MetricsHook
 from transfersearch_trainer.telemetry.metrics import MetricLabels, TrainerMetrics
 
@@ -74,6 +75,38 @@ def test_a_search_exports_its_budget_then_its_evaluations_best_rank_and_time() -
     assert got["transfersearch_search_best_metric"] == 46.5
     assert got["transfersearch_search_rank"] == 3
     assert got["transfersearch_device_seconds_total{device=cpu}"] == 1.5
+    assert got["transfersearch_trainer_running"] == 0
+
+
+def test_each_evaluation_updates_the_search_series_as_it_comes() -> None:
+    """Own data: evaluations done, seconds each (a histogram), device seconds, best so far;
+    a cached answer costs nothing now; the final report only settles the totals."""
+    m = TrainerMetrics()
+    m.start_search(LABELS, budget=3, device="cpu", gpu_seconds_budget=600)
+    listen = m.evaluation_listener(LABELS, "cpu")
+    listen(Evaluation(0.5, device_seconds=40.0))
+    got = scrape(m)
+    assert got["transfersearch_search_evaluations_total"] == 1
+    assert got["transfersearch_search_best_metric"] == 0.5
+    assert got["transfersearch_gpu_seconds_budget"] == 600
+    assert got["transfersearch_search_evaluation_seconds_count"] == 1
+    assert got["transfersearch_search_evaluation_seconds_bucket{le=30.0}"] == 0
+    assert got["transfersearch_search_evaluation_seconds_bucket{le=60.0}"] == 1
+    listen(Evaluation(0.25, device_seconds=100.0))
+    listen(Evaluation(0.75, device_seconds=40.0, cached=True))
+    got = scrape(m)
+    assert got["transfersearch_search_evaluations_total"] == 3
+    assert got["transfersearch_search_best_metric"] == 0.75
+    assert got["transfersearch_search_evaluation_seconds_sum"] == 140
+    assert got["transfersearch_search_evaluation_seconds_bucket{le=0.1}"] == 1  # the cached one
+    assert got["transfersearch_device_seconds_total{device=cpu}"] == 140
+    assert got["transfersearch_gpu_seconds_total{gpu_model=none}"] == 0
+    report = {"evaluations": 3, "best_metric": 0.75, "rank": None, "device_seconds": 150.0}
+    m.record_search(LABELS, {**report, "gpu_seconds": 0.0, "device": "cpu"})
+    got = scrape(m)
+    assert got["transfersearch_search_evaluations_total"] == 3  # not counted twice
+    assert got["transfersearch_device_seconds_total{device=cpu}"] == 150  # + the agent's own
+    assert "transfersearch_search_rank" not in got  # no table: no rank
     assert got["transfersearch_trainer_running"] == 0
 
 

@@ -2,7 +2,9 @@
 
 Get the source agent (pull it from the store, or pretrain it on spec.source.task or
 tasks, reusing a source another trial of the search already pushed). Under protocol
-search (the product) the trial is then one search on the target (see `pod.search`).
+search (the product) the trial is then one search on the target (see `pod.search`): a
+benchmark task, or the user's dataset, whose trainings are cached under
+`<agent store>/cache/` (`evaluation_cache`).
 Under protocol paper it makes and trains the target agent with checkpoints, evaluates
 it against the baselines, and pushes the agent to the store. The details go to the
 output:
@@ -86,6 +88,12 @@ def store_location(config: JobConfig) -> str:
     if config.spec.s3 is not None:
         return f"s3://{config.spec.s3.bucket}/{config.spec.s3.prefix.strip('/')}".rstrip("/")
     return config.output.rstrip("/") + "/store"
+
+
+def evaluation_cache(config: JobConfig) -> str:
+    """Where a dataset target's trainings are kept: beside the agent store, so the trials of
+    a search, a restarted pod and later searches of the same data and recipe share them."""
+    return f"{store_location(config).rstrip('/')}/cache"
 
 
 class Trial:
@@ -185,13 +193,15 @@ class Trial:
                 prefix=self.prefix,
                 pretrain_seconds=self.pretrain_seconds,
                 metrics=self.metrics,
-                labels=self.labels(spec.target.task, mode),
+                labels=self.labels(spec.target.name, mode),
                 extra={"torch_threads": threads},
                 started=started,
+                cache=evaluation_cache(self.config),
+                owner=f"{self.config.namespace}/{self.config.search}/trial-{self.trial}",
             )
         run = TargetRun(
             mode=mode,
-            target=spec.target.task,
+            target=spec.target.benchmark_task,
             steps=spec.training.steps,
             target_evaluations=spec.training.target_evaluations,
             seed=self.seed,
@@ -239,7 +249,7 @@ class Trial:
         report["wall_seconds"] = time.perf_counter() - started
         results_key = f"{self.prefix}/results.json"
         self.out.put(results_key, json.dumps(report, indent=2).encode())
-        evaluations = training_cost(agent, self.spec.target.task)[0]
+        evaluations = training_cost(agent, self.spec.target.benchmark_task)[0]
         summary = TrialSummary(
             trial=self.trial,
             seed=self.seed,

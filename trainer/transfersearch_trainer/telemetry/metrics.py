@@ -25,6 +25,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     disable_created_metrics,
     start_http_server,
 )
@@ -32,8 +33,29 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from transfersearch_trainer.api.version import __version__
+from transfersearch_trainer.search.evaluator import Evaluation, Listener
 
 LABELS = ("search", "namespace", "task", "trial", "mode")
+# Seconds one evaluation spent: 0 for a table lookup or a cached training, seconds to
+# hours for a network trained on the user's data.
+EVALUATION_BUCKETS = (
+    0.1,
+    1,
+    5,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1200,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    86400,
+)
 CHECKPOINT_AGE = "transfersearch_checkpoint_age_seconds"
 CHECKPOINT_AGE_HELP = (
     "Seconds since the last checkpoint was written (since training started if none yet)."
@@ -149,6 +171,14 @@ class TrainerMetrics:
             LABELS,
             registry=r,
         )
+        self.evaluation_seconds = Histogram(
+            "transfersearch_search_evaluation_seconds",
+            "Seconds each of the search's evaluations spent on its device (a network trained on "
+            "your data; 0 for a benchmark table lookup or a cached result).",
+            LABELS,
+            buckets=EVALUATION_BUCKETS,
+            registry=r,
+        )
         self.search_rank = Gauge(
             "transfersearch_search_rank",
             "Rank of the search's best in the benchmark table (1 = the optimum).",
@@ -220,24 +250,65 @@ class TrainerMetrics:
             *lab.values(), (gpu_model or "unknown") if kind == "cuda" else "none"
         )
 
-    def start_search(self, labels: MetricLabels, budget: int, device: str) -> None:
-        """A search starts: its budget, its evaluations at 0 and its device series exist."""
+    def start_search(
+        self,
+        labels: MetricLabels,
+        budget: int,
+        device: str,
+        gpu_seconds_budget: float | None = None,
+    ) -> None:
+        """A search starts: its budget, its evaluations at 0 and its device series exist
+        (and the GPU budget the alert compares with, spec.alerts.gpuSecondsBudget)."""
         lab = labels.as_dict()
         self.search_budget.labels(**lab).set(budget)
         self.search_evaluations.labels(**lab)
+        self.evaluation_seconds.labels(**lab)
         self.init_device(labels, device, gpu_model() if device.startswith("cuda") else "")
+        if gpu_seconds_budget is not None:
+            self.gpu_budget.labels(**lab).set(gpu_seconds_budget)
         self.set_running(labels, True)
 
-    def record_search(self, labels: MetricLabels, report: dict[str, Any]) -> None:
-        """A search ended (a `run_search` report): its evaluations, best, rank and time.
+    def evaluation_listener(self, labels: MetricLabels, device: str) -> Listener:
+        """Told of each of a search's evaluations as it comes (a `Ledger` listener): the
+        evaluations done, the seconds each spent, device and GPU seconds, the best so far.
 
-        Exported once at the end: `run_search` evaluates inside itself, and a search
-        on a table takes seconds, so a per-evaluation series would add nothing.
+        The totals go through `_advance`, so the search's final `record_search` (whose
+        totals include these) adds only what the evaluations did not report."""
+        lab = labels.as_dict()
+        kind = "cuda" if device.startswith("cuda") else device
+        model = (gpu_model() or "unknown") if kind == "cuda" else ""
+        seconds = self.evaluation_seconds.labels(**lab)
+        best = self.search_best_metric.labels(**lab)
+        done = {"n": 0.0, "device": 0.0, "gpu": 0.0, "best": float("-inf")}
+
+        def listen(e: Evaluation) -> None:
+            spent = 0.0 if e.cached else e.device_seconds
+            done["n"] += 1
+            done["device"] += spent
+            done["gpu"] += 0.0 if e.cached else e.gpu_seconds
+            seconds.observe(spent)
+            self._advance(self.search_evaluations, lab, done["n"])
+            self._advance(self.device_seconds, lab, done["device"], kind)
+            if model:
+                self._advance(self.gpu_seconds, lab, done["gpu"], model)
+            if e.metric > done["best"]:
+                done["best"] = e.metric
+                best.set(e.metric)
+
+        return listen
+
+    def record_search(self, labels: MetricLabels, report: dict[str, Any]) -> None:
+        """A search ended (a `run_search` or own-data report): its evaluations, best, rank
+        (a benchmark task's only) and time, the agent's own compute included.
+
+        The evaluations were exported as they came (`evaluation_listener`); this settles
+        the totals (the counters advance only by what they lack).
         """
         lab = labels.as_dict()
         self._advance(self.search_evaluations, lab, int(report["evaluations"]))
         self.search_best_metric.labels(**lab).set(float(report["best_metric"]))
-        self.search_rank.labels(**lab).set(int(report["rank"]))
+        if report.get("rank") is not None:
+            self.search_rank.labels(**lab).set(int(report["rank"]))
         device = str(report.get("device") or "cpu")
         kind = "cuda" if device.startswith("cuda") else device
         self._advance(self.device_seconds, lab, float(report["device_seconds"]), kind)

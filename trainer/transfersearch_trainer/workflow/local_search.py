@@ -52,7 +52,7 @@ def run_searches(
         return MetricLabels(
             search=manifest.metadata.name,
             namespace=manifest.metadata.namespace or "local",
-            task=spec.target.task,
+            task=spec.target.benchmark_task,
             trial=str(trial),
             mode=mode,
         )
@@ -71,20 +71,25 @@ def run_searches(
     for trial in range(spec.training.seeds):
         for mode in modes:
             lab = labels(mode, trial)
+            device = str(ws.device)
+            listeners = []
             if opts.metrics is not None:
-                opts.metrics.start_search(lab, spec.evaluation.budget, str(ws.device))
-            report = search_once(ws, spec, searcher, seed + trial, mode)
+                opts.metrics.start_search(
+                    lab, spec.evaluation.budget, device, spec.alerts.gpu_seconds_budget
+                )
+                listeners.append(opts.metrics.evaluation_listener(lab, device))
+            report = search_once(ws, spec, searcher, seed + trial, mode, listeners)
             if opts.metrics is not None:
                 opts.metrics.record_search(lab, report)
             searches.append({"trial": trial, **report})
     baselines: list[dict[str, Any]] = []
     if opts.compare_baselines:
         agent = searcher.agent
-        sources = list(agent_sources(ws.bench, agent, spec.target.task)) if agent else []
+        sources = list(agent_sources(ws.bench, agent, spec.target.benchmark_task)) if agent else []
         with ws.reporter.task("baselines, same budget and seeds", 1) as tick:
             baselines = baseline_reports(
                 ws.bench,
-                spec.target.task,
+                spec.target.benchmark_task,
                 spec.evaluation.budget,
                 seed,
                 spec.training.seeds,
@@ -97,7 +102,7 @@ def run_searches(
         "search": manifest.metadata.name,
         "protocol": "search",
         "space": spec.benchmark.space,
-        "target_task": spec.target.task,
+        "target_task": spec.target.benchmark_task,
         "mode": spec.transfer.mode,
         "budget": spec.evaluation.budget,
         "parallel": spec.evaluation.parallel,

@@ -7,13 +7,18 @@ report by where it really lives (its store URI or folder).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transfersearch_trainer.agent.artifact import Agent
 from transfersearch_trainer.api.spec import TransferSearchSpec
+from transfersearch_trainer.search.evaluator import Listener
 from transfersearch_trainer.workflow.search import SearchRequest, run_agent_search
 from transfersearch_trainer.workflow.workspace import Workspace
+
+if TYPE_CHECKING:
+    from transfersearch_trainer.workflow.own_data import OwnDataTarget
 
 
 @dataclass(frozen=True)
@@ -43,27 +48,97 @@ def search_once(
     searcher: Searcher,
     seed: int,
     mode: str | None = None,
+    listeners: Sequence[Listener] = (),
 ) -> dict[str, Any]:
     """One search with this agent; its report, the agent named by where it lives.
 
     For scratch the searcher is an untrained agent of the same shape (the workspace's
     hyperparameters when there is no agent). `mode` overrides spec.transfer.mode (the
-    local run's scratch reference).
+    local run's scratch reference); `listeners` are told of each evaluation (live metrics).
     """
     mode = mode or spec.transfer.mode
     agent = searcher.agent
     if agent is None or mode == "scratch":
         agent = Agent.new(ws.bench.space, agent.hp if agent is not None else ws.hp, seed)
     request = SearchRequest(
-        task=spec.target.task,
+        task=spec.target.benchmark_task,
         budget=spec.evaluation.budget,
         mode=mode,
         seed=seed,
         parallel=spec.evaluation.parallel,
         device=str(ws.device),
     )
-    with ws.reporter.task(f"{mode} search on {spec.target.task}", 1) as tick:
-        report = run_agent_search(ws.bench, request, agent)
+    with ws.reporter.task(f"{mode} search on {spec.target.benchmark_task}", 1) as tick:
+        report = run_agent_search(ws.bench, request, agent, listeners)
         tick(1, {"best": report["best_metric"], "rank": report["rank"]})
     report["agent"] = None if mode == "scratch" else searcher.to_dict()
+    return report
+
+
+def own_data_target(
+    spec: TransferSearchSpec, cache: str | None, owner: str | None
+) -> OwnDataTarget:
+    """The manifest's dataset target as the training evaluator takes it (`OwnDataTarget`)."""
+    # lazy: the evaluation package loads datasets and networks, which benchmark runs skip
+    from transfersearch_trainer.evaluation.datasets import DatasetSpec
+    from transfersearch_trainer.evaluation.training import TrainingRecipe
+    from transfersearch_trainer.workflow.own_data import OwnDataTarget
+
+    data, recipe = spec.target.dataset, spec.target.recipe
+    assert data is not None, "own_data_target needs a dataset target"
+    dataset = DatasetSpec(
+        uri=data.uri,
+        format=data.format,
+        validation_split=data.validation_split,
+        validation_uri=data.validation_uri,
+        seed=recipe.seed,
+        name=data.name,
+    )
+    training = TrainingRecipe(
+        epochs=recipe.epochs,
+        width=recipe.width,
+        batch_size=recipe.batch_size,
+        lr=recipe.learning_rate,
+        resolution=recipe.resolution,
+    )
+    return OwnDataTarget(dataset, training, cache, recipe.seed, owner)
+
+
+def search_own_data(
+    ws: Workspace,
+    spec: TransferSearchSpec,
+    searcher: Searcher,
+    seed: int,
+    *,
+    cache: str | None,
+    owner: str | None,
+    listeners: Sequence[Listener] = (),
+) -> dict[str, Any]:
+    """One search on the manifest's dataset: every evaluation trains a network (cached in
+    `cache`, claimed as `owner`); the benchmark's tables are the agent's sources only."""
+    from transfersearch_trainer.workflow.own_data import own_data_evaluator, run_own_data_search
+
+    mode = spec.transfer.mode
+    agent = searcher.agent
+    if agent is None or mode == "scratch":
+        agent = Agent.new(ws.bench.space, agent.hp if agent is not None else ws.hp, seed)
+    space = spec.benchmark.space
+    target = own_data_target(spec, cache, owner)
+    ev = own_data_evaluator(space, target, ws.device, spec.evaluation.parallel)
+    with ws.reporter.task(f"{mode} search on {ev.dataset.name}", 1) as tick:
+        report = run_own_data_search(
+            space,
+            ev,
+            agent,
+            mode=mode,
+            budget=spec.evaluation.budget,
+            seed=seed,
+            bench=ws.bench,
+            parallel=spec.evaluation.parallel,
+            device=str(ws.device),
+            listeners=tuple(listeners),
+        )
+        tick(1, {"best": report["best_metric"]})
+    report["agent"] = None if mode == "scratch" else searcher.to_dict()
+    report["device"] = str(ws.device)
     return report
