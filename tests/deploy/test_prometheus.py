@@ -2,7 +2,7 @@
 
 Started here, on 127.0.0.1: Debian's `prometheus` (1 s scrapes, the repo's rule file),
 the emulated API server with the real operator process (one search applied with
-kubectl, so it reconciles), and two real trainer processes running tiny searches:
+kubectl, so it reconciles), and real trainer processes running tiny searches:
 `transfersearch train --config` as a trainer pod runs it (checkpoints, pretraining a
 source) and `transfersearch run` as a local user runs it (a scratch agent beside the
 fine-tuned one: the negative-transfer reference). Then, through Prometheus's HTTP
@@ -40,6 +40,7 @@ RULES = ROOT / "observability" / "prometheus-rules.yaml"
 DASHBOARD = ROOT / "observability" / "grafana-dashboard.json"
 HP = {**TINY_HP, "eval_interval": 40}
 LINGER = 600  # the trainers keep serving their final values until the fixture stops them
+OWN_BUDGET = 3  # evaluations (tiny trainings) of the own-data trial
 
 
 @dataclass
@@ -129,6 +130,29 @@ def _search_job_config(tmp: Path, data_dir: Path) -> Path:
     return path
 
 
+def _own_data_job_config(tmp: Path, data_dir: Path) -> Path:
+    """A trial of a search on the user's data: the digits pilot, the zoo's agent, tiny trainings."""
+    from transfersearch_trainer.evaluation.digits import export_digits
+
+    digits = export_digits(tmp / "digits.npz")
+    config = json.loads(_job_config(tmp, data_dir).read_text())
+    config.update(search="digits-pilot", output=str(tmp / "own-data-output"))
+    config["terminationLog"] = str(tmp / "termination-log-own-data")
+    config["spec"].update(
+        source={"agent": "zoo"},
+        target={"dataset": {"uri": str(digits)}, "training": {"epochs": 1, "width": 4}},
+        transfer={"protocol": "search", "mode": "online"},
+        training={},
+        evaluation={"budget": OWN_BUDGET},
+        # one torch thread: two spin-wait for a busy core on this 2-core machine (a training of
+        # seconds took minutes beside the other trainers)
+        resources={"cpu": "1"},
+    )
+    path = tmp / "own-data-job.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
 def _manifest(tmp: Path) -> Path:
     """A local search: fine-tune with a scratch agent beside it, as `make demo` does."""
     doc = {
@@ -187,6 +211,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
         "trainer-pod": free_port(),
         "trainer-local": free_port(),
         "trainer-search": free_port(),
+        "trainer-own-data": free_port(),
     }
     procs: list[subprocess.Popen[bytes]] = []
     env = _trainer_env(tmp, data_dir)
@@ -213,6 +238,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
             for job, config in (
                 ("trainer-pod", _job_config(tmp, data_dir)),
                 ("trainer-search", _search_job_config(tmp, data_dir)),
+                ("trainer-own-data", _own_data_job_config(tmp, data_dir)),
             ):
                 trainer = ["train", "--config", str(config), "--metrics-port", str(targets[job])]
                 procs.append(
@@ -268,11 +294,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
             _wait_for(
                 "both trainers to finish and be scraped",
                 lambda: (
-                    len(query(result, "transfersearch_trainer_running == 0")["result"]) >= 5
+                    len(query(result, "transfersearch_trainer_running == 0")["result"]) >= 6
                     and _has(result, "transfersearch_scratch_reference_regret_ratio")
                     and _has(result, "sum(transfersearch_operator_searches) > 0")
                     and _has(result, "transfersearch:negative_transfer:ratio")
                     and _has(result, "transfersearch_search_best_metric")
+                    and _has(result, 'transfersearch_search_best_metric{search="digits-pilot"}')
                 ),
                 timeout=420,
                 logs=logs,
@@ -392,6 +419,39 @@ def test_trainer_series_carry_the_promised_labels_and_values(stack: Stack) -> No
     assert all(float(s["value"][1]) >= 0 for s in age["result"])
     limits = query(stack, 'transfersearch_drift_threshold_ratio{search="scene-to-jigsaw"}')
     assert {float(s["value"][1]) for s in limits["result"]} == {0.25}
+
+
+def test_a_search_on_own_data_exports_its_evaluations_like_a_benchmark_search(
+    stack: Stack,
+) -> None:
+    """The digits trial: its evaluations, seconds each (real trainings), best, GPU time and
+    budget, under the dataset's name as the task label; the benchmark search's too (0 s)."""
+
+    def values(expr: str) -> dict[str, float]:
+        return {
+            s["metric"].get("search", ""): float(s["value"][1])
+            for s in query(stack, expr)["result"]
+        }
+
+    own = 'search="digits-pilot", task="digits", mode="online"'
+    assert values(f"transfersearch_search_evaluations_total{{{own}}}") == {
+        "digits-pilot": OWN_BUDGET
+    }
+    assert values(f"transfersearch_search_budget{{{own}}}") == {"digits-pilot": OWN_BUDGET}
+    assert values(f"transfersearch_search_evaluation_seconds_count{{{own}}}") == {
+        "digits-pilot": OWN_BUDGET
+    }
+    assert values(f"transfersearch_search_evaluation_seconds_sum{{{own}}}")["digits-pilot"] > 0
+    best = values(f"transfersearch_search_best_metric{{{own}}}")["digits-pilot"]
+    assert 0 < best <= 1  # validation accuracy
+    assert values(f"transfersearch_gpu_seconds_total{{{own}}}") == {"digits-pilot": 0}
+    assert values(f"transfersearch_gpu_seconds_budget{{{own}}}") == {"digits-pilot": 3600}
+    assert not values(f"transfersearch_search_rank{{{own}}}")  # no table: no rank
+    table = values('transfersearch_search_evaluation_seconds_sum{search="scene-search-jigsaw"}')
+    assert table == {"scene-search-jigsaw": 0}  # table lookups cost nothing
+    assert values(
+        'transfersearch_search_evaluation_seconds_count{search="scene-search-jigsaw"}'
+    ) == {"scene-search-jigsaw": 20}
 
 
 def test_scrapes_stay_small(stack: Stack) -> None:

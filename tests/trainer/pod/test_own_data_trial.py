@@ -39,6 +39,7 @@ def own_data_job(tmp: Path, bucket: str, data_dir: Path, **spec: Any) -> Path:
             "training": {"seeds": 2},
             "evaluation": {"budget": BUDGET},
             "s3": {"bucket": bucket, "prefix": "store"},
+            "resources": {"cpu": "1"},  # one torch thread: two spin on a busy 2-core machine
             **spec,
         },
     }
