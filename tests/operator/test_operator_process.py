@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """An API server process and the operator process serving all its namespaces."""
+    with operator_cluster(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def operator_cluster(tmp_path: Path, **operator_env: str) -> Iterator[Cluster]:
+    """`cluster`, the operator's environment extended by `operator_env` (its policy)."""
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is missing: `make test` installs Debian's kubernetes-client")
     with apiserver.serve(tmp_path / "apiserver.log") as server:
@@ -73,7 +81,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                     "--liveness-port",
                     str(liveness_port),
                 ],
-                env={**os.environ, "KUBECONFIG": str(config)},
+                env={**os.environ, **operator_env, "KUBECONFIG": str(config)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
