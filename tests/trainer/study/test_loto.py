@@ -8,6 +8,7 @@ the way the benchmark's are), with three tasks in the study.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import shutil
@@ -145,10 +146,11 @@ def test_interrupted_study_resumes_to_the_same_results(tmp_path: Path, synthetic
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     shutil.copy(tmp_path / "whole" / "settings.json", fresh)
-    lines = (tmp_path / "whole" / "cells.jsonl").read_text().splitlines()
+    lines = gzip.decompress((tmp_path / "whole" / "cells.jsonl.gz").read_bytes()).decode()
+    lines = lines.splitlines()
     assert len(lines) == len(whole)
     kept = [ln for ln in lines if '"search/jigsaw/' not in ln]
-    (fresh / "cells.jsonl").write_text("\n".join(kept) + "\n")
+    (fresh / "cells.jsonl.gz").write_bytes(gzip.compress(("\n".join(kept) + "\n").encode()))
     revived = run_loto(SETTINGS, fresh, data)
     assert results(revived) == results(whole)
     pretrained_again = {

@@ -5,13 +5,14 @@ rerun skips the cells on disk, so an interrupted study continues where it stoppe
 every cell being seeded, ends with the results of an uninterrupted one. An output
 folder belongs to one set of settings (``OUT/settings.json``).
 
-``OUT/cells.jsonl`` (`pack_cells`) holds every finished record in one sorted text file:
+``OUT/cells.jsonl.gz`` (`pack_cells`) holds every finished record, one sorted JSON line each:
 the part of a study worth committing. A fresh checkout resumes from it alone, the
 cell files and agents being scratch space (a missing agent is pretrained again).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
@@ -44,7 +45,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-PACK = "cells.jsonl"
+PACK = "cells.jsonl.gz"
 
 
 def load_cells(out: Path, schema: str) -> dict[str, dict[str, Any]]:
@@ -53,7 +54,11 @@ def load_cells(out: Path, schema: str) -> dict[str, dict[str, Any]]:
     found = {}
     pack = out / PACK
     if pack.is_file():
-        for line in pack.read_text().splitlines():
+        try:
+            lines = gzip.decompress(pack.read_bytes()).decode().splitlines()
+        except (OSError, EOFError, UnicodeDecodeError):
+            lines = []  # not written by us (ours are atomic): every cell is redone
+        for line in lines:
             try:
                 record = json.loads(line)
             except ValueError:
@@ -71,13 +76,14 @@ def load_cells(out: Path, schema: str) -> dict[str, dict[str, Any]]:
 
 
 def pack_cells(out: Path, done: dict[str, dict[str, Any]]) -> Path:
-    """Write every finished record to ``OUT/cells.jsonl``, one per line, sorted by id
-    (atomically: a reader sees the old pack or the new one)."""
+    """Write every finished record to ``OUT/cells.jsonl.gz``, one per line, sorted by id
+    (atomically: a reader sees the old pack or the new one; no timestamp in the gzip
+    header, so the same cells give the same bytes)."""
     path = out / PACK
+    text = "".join(json.dumps(done[c], sort_keys=True) + "\n" for c in sorted(done))
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{PACK}.")
-    with os.fdopen(fd, "w") as f:
-        for cell_id in sorted(done):
-            f.write(json.dumps(done[cell_id], sort_keys=True) + "\n")
+    with os.fdopen(fd, "wb") as f:
+        f.write(gzip.compress(text.encode(), mtime=0))
     os.replace(tmp, path)
     return path
 

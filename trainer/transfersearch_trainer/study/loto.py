@@ -27,7 +27,7 @@ spent, so a prefix of a longer search is not what it does with a shorter budget.
 
 A rerun skips finished cells, so an interrupted study continues where it stopped;
 every cell is seeded, so it ends with the results of an uninterrupted one. The work
-goes seed by seed (that seed's agents, then their searches), and ``OUT/cells.jsonl``
+goes seed by seed (that seed's agents, then their searches), and ``OUT/cells.jsonl.gz``
 is rewritten after each step: committing that one file saves the study, and a fresh
 checkout resumes from it, pretraining again only the agents that a search still needs
 (the record's digest says whether the agent came out the same).

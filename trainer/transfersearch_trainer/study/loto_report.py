@@ -198,6 +198,18 @@ def roi(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
     return out
 
 
+CURVES = ("curve", "curve_se", "seed_curves")  # per evaluation: the plots and the pack hold them
+
+
+def summary_json(
+    rows: list[dict[str, Any]], s: LotoSettings, returns: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The summary's rows without their per-evaluation curves (megabytes for a full study;
+    the plots draw them and the cells pack keeps every search's steps)."""
+    slim = [{k: v for k, v in r.items() if k not in CURVES} for r in rows]
+    return {"settings": s.to_dict(), "rows": slim, "roi": returns}
+
+
 def write_summary(rows: list[dict[str, Any]], s: LotoSettings, out: Path) -> Path:
     with (out / "summary.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
@@ -205,9 +217,7 @@ def write_summary(rows: list[dict[str, Any]], s: LotoSettings, out: Path) -> Pat
         for r in rows:
             w.writerow(r)
     returns = [x for b in s.budgets for x in roi(rows, b)]
-    (out / "summary.json").write_text(
-        json.dumps({"settings": s.to_dict(), "rows": rows, "roi": returns}, indent=1)
-    )
+    (out / "summary.json").write_text(json.dumps(summary_json(rows, s, returns), indent=1))
     path = out / "summary.md"
     path.write_text(markdown(rows, s))
     return path
