@@ -73,7 +73,8 @@ class LocalBlobs:
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
-    def put(self, key: str, data: bytes) -> None:
+    def _staged(self, key: str, data: bytes) -> tuple[Path, Path]:
+        """(the key's path, a hidden file beside it holding `data`, synced to disk)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -81,24 +82,28 @@ class LocalBlobs:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())  # the rename must not publish data still in the page cache
-            os.replace(tmp, path)
+                os.fsync(f.fileno())  # publishing must not expose data still in the page cache
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return path, Path(tmp)
+
+    def put(self, key: str, data: bytes) -> None:
+        path, tmp = self._staged(key, data)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def create(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        path, tmp = self._staged(key, data)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
             os.link(tmp, path)  # fails if the name exists: the atomic "create if absent"
         except FileExistsError:
             return False
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
         return True
 
     def get(self, key: str) -> bytes | None:

@@ -36,13 +36,17 @@ class CellLike(Protocol):
     def id(self) -> str: ...
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically: a reader sees the old file or the whole new one, never a part."""
+def write_atomic(path: Path, data: bytes) -> None:
+    """A reader sees the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(data).encode())
 
 
 PACK = "cells.jsonl.gz"
@@ -81,10 +85,7 @@ def pack_cells(out: Path, done: dict[str, dict[str, Any]]) -> Path:
     header, so the same cells give the same bytes)."""
     path = out / PACK
     text = "".join(json.dumps(done[c], sort_keys=True) + "\n" for c in sorted(done))
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{PACK}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(gzip.compress(text.encode(), mtime=0))
-    os.replace(tmp, path)
+    write_atomic(path, gzip.compress(text.encode(), mtime=0))
     return path
 
 
