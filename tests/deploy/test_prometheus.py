@@ -189,6 +189,11 @@ def _prometheus_config(tmp: Path, targets: dict[str, int]) -> Path:
     return path
 
 
+def _lingering(log: Path) -> bool:
+    """A trainer logs this once its final values are set, then keeps serving them."""
+    return "serving the final metrics for" in log.read_text(errors="replace")
+
+
 def _has(stack: Stack, expr: str) -> bool:
     try:
         return bool(query(stack, expr)["result"])
@@ -290,18 +295,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[
                 check=True,
                 capture_output=True,
             )
-            # both trainers are done (and lingering) once their final values are scraped
+            trainers = [job for job in targets if job != "operator"]
+            # every trainer is done once it says it lingers (a count of finished series raced:
+            # the own-data trial's series made it before the pod trial's fine-tuning ended)
             _wait_for(
-                "both trainers to finish and be scraped",
+                "every trainer to finish",
+                lambda: all(_lingering(logs / f"{job}.log") for job in trainers),
+                timeout=420,
+                logs=logs,
+            )
+            time.sleep(3)  # the final values are scraped after the last training (1 s scrapes)
+            _wait_for(
+                "the final values to be scraped",
                 lambda: (
-                    len(query(result, "transfersearch_trainer_running == 0")["result"]) >= 6
+                    not query(result, "transfersearch_trainer_running == 1")["result"]
                     and _has(result, "transfersearch_scratch_reference_regret_ratio")
                     and _has(result, "sum(transfersearch_operator_searches) > 0")
                     and _has(result, "transfersearch:negative_transfer:ratio")
                     and _has(result, "transfersearch_search_best_metric")
                     and _has(result, 'transfersearch_search_best_metric{search="digits-pilot"}')
                 ),
-                timeout=420,
+                timeout=60,
                 logs=logs,
             )
             time.sleep(3)  # a few more scrapes of the final values, for rates over them
