@@ -114,7 +114,8 @@ async def test_create_makes_the_config_map_and_the_indexed_job(
         created = await api.create(SEARCHES, body)
         name = child(k8s, "segmentsemantic-gpu")
         job = await wait_for("the Job", lambda: k8s.get(JOBS, NS, name))
-        config_map = k8s.get(CONFIGMAPS, NS, name)
+        # created together with the Job (not after it), so it may land a moment later
+        config_map = await wait_for("the ConfigMap", lambda: k8s.get(CONFIGMAPS, NS, name))
         status = await wait_for("Created=True", lambda: created_true(k8s, "segmentsemantic-gpu"))
 
     spec = TransferSearchSpec.model_validate(body["spec"])

@@ -106,3 +106,55 @@ def test_two_trials_never_train_the_same_architecture_twice(location: str) -> No
     assert sorted(r.cached for r in results.values()) == [False, True, True]
     assert {r.metric for r in results.values()} == {0.5}
     assert not open_blobs(location).keys("claims/")  # released after the training
+
+
+def _race(location: str, heartbeat: float | None) -> list[str]:
+    """Trial 0 trains for longer than a claim lasts; trial 1 waits on it. Who trained?"""
+    trainings: list[str] = []
+    started = threading.Event()
+
+    def train(who: str) -> Evaluation:
+        trainings.append(who)
+        started.set()
+        time.sleep(1.5)
+        return Evaluation(0.5, 1.5)
+
+    def trial(who: str, beat: float | None) -> None:
+        cache = BlobCache.open(
+            location, owner=who, poll_seconds=0.05, claim_seconds=0.6, heartbeat_seconds=beat
+        )
+        cache.evaluate(KEY, lambda: train(who), {"arch": "x"})
+
+    # a claimant that never beats (heartbeat longer than the training) is a dead trial's claim
+    first = threading.Thread(target=trial, args=("trial-0", heartbeat or 3600.0))
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=trial, args=("trial-1", None))
+    second.start()
+    for t in (first, second):
+        t.join(timeout=30)
+    return trainings
+
+
+def test_a_heartbeat_keeps_a_long_training_claimed(location: str) -> None:
+    assert _race(location, heartbeat=0.1) == ["trial-0"]  # trial 1 waited for the result
+
+
+def test_a_claim_that_stops_beating_is_taken_over_within_the_claim_period(location: str) -> None:
+    # the same race without beats: trial 1 takes over after 0.6 s instead of waiting 1.5 s
+    assert _race(location, heartbeat=None) == ["trial-0", "trial-1"]
+
+
+def test_the_heartbeat_gives_up_a_claim_another_trial_took_over(location: str) -> None:
+    mine = BlobCache.open(location, owner="trial-0", heartbeat_seconds=0.05)
+    other = BlobCache.open(location, owner="trial-1", claim_seconds=0.0)
+    assert mine.claim(KEY)
+    time.sleep(0.01)
+    assert other.claim(KEY)  # stale by trial 1's reckoning: taken over
+    stop = threading.Event()
+    beat = threading.Thread(target=mine._beat, args=(KEY, stop))
+    beat.start()
+    beat.join(timeout=10)
+    stop.set()  # ends a beat that kept going (the failure), so the test does not hang
+    assert not beat.is_alive()  # the beat saw the new owner and stopped, without a fight
+    assert mine.holder(KEY)[0] == "trial-1"
