@@ -128,3 +128,43 @@ def test_bench_training_prints_seconds_per_evaluation() -> None:
     r = json.loads(out.stdout)
     assert {(row["space"], row["width"]) for row in r["rows"]} == {("micro", 4), ("macro", 4)}
     assert all(row["seconds"] > 0 and 0 < row["metric"] <= 1 for row in r["rows"])
+
+
+def _dataset_manifest(tmp: Path, digits: Path) -> Path:
+    """examples/own-data.yaml, pointed at a local file and made tiny (3 trainings of width 8)."""
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).parents[3] / "examples" / "own-data.yaml").read_text())
+    doc["spec"]["target"]["dataset"]["uri"] = str(digits)
+    doc["spec"]["target"]["training"].update(epochs=1, width=8)
+    doc["spec"]["evaluation"]["budget"] = 3
+    del doc["spec"]["s3"]
+    path = tmp / "own-data.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_run_takes_a_dataset_manifest_and_a_rerun_trains_nothing(
+    digits: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    manifest = _dataset_manifest(tmp_path, digits)
+    args = ("run", str(manifest), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"))
+    out = run(*args, "--json", data=data_dir)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert (r["dataset"], r["target_task"], r["mode"]) == (str(digits), "digits", "online")
+    # every evaluation is a paid training: no scratch reference, no baselines unless asked
+    (search,) = r["searches"]
+    assert r["baselines"] == []
+    assert (search["evaluations"], search["trained"], search["rank"]) == (3, 3, None)
+    assert r["best"]["best_metric"] == search["best_metric"] > 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["searches"] == r["searches"]
+    again = run(*args, data=data_dir)  # the table, from the cache this time
+    assert again.returncode == 0, again.stderr
+    row = next(ln for ln in again.stdout.splitlines() if "agent-online" in ln)
+    assert search["best_arch"] in row
+    assert "n/a" in row  # rank and regret: no table of the user's data
+    assert "What the study" not in again.stdout  # the study measured benchmark tasks only
+    rerun = json.loads((tmp_path / "out" / "results.json").read_text())["searches"][0]
+    assert (rerun["trained"], rerun["cached"]) == (0, 3)
+    assert rerun["trajectory"] == search["trajectory"]

@@ -237,8 +237,8 @@ def print_searches(report: dict[str, Any], out_dir: Path) -> None:
             str(r["evaluations"]),
             fmt(r["best_metric"]),
             r["best_arch"],
-            str(r["rank"]),
-            fmt(r["regret"]),
+            "n/a" if r.get("rank") is None else str(r["rank"]),  # a dataset has no table
+            fmt(r.get("regret")),
         )
     trials = len({r["trial"] for r in report["searches"]})
     for r in sorted(report.get("baselines", []), key=lambda r: -r["best_metric"]):

@@ -57,6 +57,14 @@ def run(
             "(default docs/results/loto-<space>/summary.csv when it exists).",
         ),
     ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            help="A dataset target's finished trainings: a folder or s3:// prefix "
+            "(default $TRANSFERSEARCH_CACHE/evaluations).",
+        ),
+    ] = None,
     data: DataOpt = None,
     device: DeviceOpt = None,
     hp: HpOpt = None,
@@ -99,6 +107,7 @@ def run(
         device=device,
         hp=hyperparameters(hp),
         metrics=metrics,
+        cache=cache,
     )
     report = run_manifest(manifest, opts, RichReporter(not json_out))
     if metrics is not None and metrics_linger > 0:
@@ -109,6 +118,8 @@ def run(
         return
     if report.get("protocol") == "search":
         print_searches(report, out_dir)
+        if report.get("dataset"):
+            return  # the study measured benchmark tasks, not this dataset
         summary = Path(study or f"docs/results/loto-{report['space']}/summary.csv")
         if study and not summary.is_file():
             raise TransferSearchError(f"--study: {summary} is not a file; give a summary.csv")

@@ -1,6 +1,7 @@
 """`transfersearch run`: one TransferSearch manifest, run in-process from start to finish.
 
-Under protocol search, one search per trial (see `local_search`). Under protocol
+Under protocol search, one search per trial (see `local_search`), on a benchmark task
+or on the manifest's dataset. Under protocol
 paper, the same work a trainer Job does in the cluster, with the same steps (`source`,
 `target`): get the source agent (load it, or pretrain one on the source task and keep
 it in a local agent cache), make the target agent by the transfer mode, train it on
@@ -24,7 +25,6 @@ from transfersearch_trainer.agent.evaluate import MethodResult, curve_evaluator
 from transfersearch_trainer.agent.hooks import LearnerHooks
 from transfersearch_trainer.agent.hyperparameters import Hyperparameters
 from transfersearch_trainer.agent.learner import pick_device
-from transfersearch_trainer.api.errors import TransferSearchError
 from transfersearch_trainer.api.spec import TransferSearchManifest
 from transfersearch_trainer.benchmark.loaders import load_benchmark
 from transfersearch_trainer.telemetry.hooks import final_regret, metric_hooks
@@ -57,6 +57,7 @@ class RunOptions:
     device: str | None = None
     hp: Hyperparameters | None = None
     metrics: TrainerMetrics | None = None  # exported while training (`--metrics-port`)
+    cache: str | None = None  # a dataset target's trainings (default: `default_cache()`)
 
 
 def metric_labels(
@@ -87,19 +88,13 @@ def run_manifest(
     manifest: TransferSearchManifest, opts: RunOptions, reporter: Reporter | None = None
 ) -> dict[str, Any]:
     spec = manifest.spec
-    if spec.target.dataset is not None:
-        raise TransferSearchError(
-            "target.dataset: `transfersearch run` searches benchmark tasks; search your data "
-            f"here with `transfersearch search --dataset {spec.target.dataset.uri} --agent zoo`, "
-            "or kubectl apply the manifest to run it in the cluster"
-        )
     started = time.perf_counter()
     threads = use_threads(spec)
     bench = load_benchmark(opts.data or spec.benchmark.data, spec.benchmark.space)
     ws = Workspace(
         bench, pick_device(opts.device), opts.hp or Hyperparameters(), reporter or QuietReporter()
     )
-    if spec.transfer.protocol == "search":
+    if spec.transfer.protocol == "search" or spec.target.dataset is not None:
         return run_searches(manifest, ws, opts, threads)
     target = spec.target.benchmark_task
     opts.out.mkdir(parents=True, exist_ok=True)

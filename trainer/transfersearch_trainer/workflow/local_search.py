@@ -9,6 +9,12 @@ budget and seed: the reference a transferred agent is judged by; with
 ``compare_baselines`` every baseline searches too, the same way (`workflow.compare`).
 The report (results.json in the report folder) holds every search, its trajectory
 included.
+
+On a dataset target (spec.target.dataset) every evaluation trains a network, as in the
+trial pods: the trainings are kept in the evaluation cache (`RunOptions.cache`), so a run
+that is stopped and started again pays only for what it had not finished. The scratch
+reference and the baselines would each pay for as many trainings again, so they are not
+run here; `transfersearch search --dataset ... --compare local,random` runs them by choice.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from transfersearch_trainer.telemetry.hooks import metric_hooks
 from transfersearch_trainer.telemetry.metrics import MetricLabels
 from transfersearch_trainer.workflow.compare import baseline_reports
 from transfersearch_trainer.workflow.search import agent_sources
-from transfersearch_trainer.workflow.searcher import Searcher, search_once
+from transfersearch_trainer.workflow.searcher import Searcher, search_once, search_own_data
 from transfersearch_trainer.workflow.source import (
     pretrained_source,
     source_agent,
@@ -52,7 +58,7 @@ def run_searches(
         return MetricLabels(
             search=manifest.metadata.name,
             namespace=manifest.metadata.namespace or "local",
-            task=spec.target.benchmark_task,
+            task=spec.target.name,
             trial=str(trial),
             mode=mode,
         )
@@ -64,8 +70,9 @@ def run_searches(
 
     source = source_agent(spec, ws, pretrained)
     searcher = Searcher(source, where.get("uri") or spec.source.agent)
+    own_data = spec.target.dataset is not None
     modes = [spec.transfer.mode]
-    if opts.compare_scratch and spec.transfer.mode != "scratch":
+    if opts.compare_scratch and spec.transfer.mode != "scratch" and not own_data:
         modes.append("scratch")
     searches: list[dict[str, Any]] = []
     for trial in range(spec.training.seeds):
@@ -78,12 +85,26 @@ def run_searches(
                     lab, spec.evaluation.budget, device, spec.alerts.gpu_seconds_budget
                 )
                 listeners.append(opts.metrics.evaluation_listener(lab, device))
-            report = search_once(ws, spec, searcher, seed + trial, mode, listeners)
+            if own_data:
+                from transfersearch_trainer.workflow.own_data import default_cache
+
+                trainings = opts.cache or default_cache()
+                report = search_own_data(
+                    ws,
+                    spec,
+                    searcher,
+                    seed + trial,
+                    cache=trainings,
+                    owner=None,
+                    listeners=listeners,
+                )
+            else:
+                report = search_once(ws, spec, searcher, seed + trial, mode, listeners)
             if opts.metrics is not None:
                 opts.metrics.record_search(lab, report)
             searches.append({"trial": trial, **report})
     baselines: list[dict[str, Any]] = []
-    if opts.compare_baselines:
+    if opts.compare_baselines and not own_data:
         agent = searcher.agent
         sources = list(agent_sources(ws.bench, agent, spec.target.benchmark_task)) if agent else []
         with ws.reporter.task("baselines, same budget and seeds", 1) as tick:
@@ -102,12 +123,15 @@ def run_searches(
         "search": manifest.metadata.name,
         "protocol": "search",
         "space": spec.benchmark.space,
-        "target_task": spec.target.benchmark_task,
+        "target_task": spec.target.name,
+        "dataset": None if spec.target.dataset is None else spec.target.dataset.uri,
         "mode": spec.transfer.mode,
         "budget": spec.evaluation.budget,
         "parallel": spec.evaluation.parallel,
         "source": searcher.to_dict(),
-        "best": {k: best[k] for k in ("trial", "seed", "best_arch", "best_metric", "rank", "hit")},
+        "best": {
+            k: best.get(k) for k in ("trial", "seed", "best_arch", "best_metric", "rank", "hit")
+        },
         "searches": searches,
         "baselines": baselines,
         "device": str(ws.device),
