@@ -93,7 +93,8 @@ bench: install
 
 # The studies. Both are resumable: rerun the same command after an interruption.
 # make reproduce: the micro leave-one-task-out study (3 seeds, 5 searches per seed and budget)
-# and the paper's protocol on its four tasks (3 seeds), about an hour on 2 cores.
+# and the paper's protocol on its four tasks (3 seeds), about an hour on 2 cores (measured
+# 2026-12-02: 57 min with WORKERS=2 after a 3 min install, 35 min of it the LOTO study).
 # make reproduce-full WORKERS=N: both studies in both spaces with 5 seeds, the LOTO one with 10
 # searches, single-source agents and the zoo's all-task agents (docs/results/), then the zoo.
 WORKERS ?= $(shell nproc)
