@@ -94,7 +94,7 @@ def run_manifest(
     ws = Workspace(
         bench, pick_device(opts.device), opts.hp or Hyperparameters(), reporter or QuietReporter()
     )
-    if spec.transfer.protocol == "search" or spec.target.dataset is not None:
+    if spec.transfer.protocol == "search":  # a dataset target is always (spec rules)
         return run_searches(manifest, ws, opts, threads)
     target = spec.target.benchmark_task
     opts.out.mkdir(parents=True, exist_ok=True)
